@@ -1,0 +1,64 @@
+/* config.h: the server's settings and the one typed table (in config.c) that the command line,
+ * the environment, the JSON config file and --help are all generated from. Precedence: flags >
+ * environment > config file > defaults. This module only parses and validates; it must never
+ * act on a setting (open sockets, create directories, change the log threshold) nor log. */
+#ifndef VS_CORE_CONFIG_H
+#define VS_CORE_CONFIG_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+/* Adding a knob is one field here plus one line in the table in config.c. String fields are
+ * heap-allocated and owned by the struct (freed by vs_config_deinit). */
+typedef struct vs_config {
+    char *host;              /* "host", VOLLI_HOST, default "0.0.0.0" */
+    int port;                /* "port", VOLLI_PORT, default 7880, 0..65535 (0 = kernel picks) */
+    char *data_dir;          /* "data-dir", VOLLI_DATA_DIR, default "./data" */
+    char *config_file;       /* "config", VOLLI_CONFIG, default NULL; not settable from the file */
+    int log_level;           /* "log-level", LOG_LEVEL, VS_LOG_ERROR..VS_LOG_DEBUG, default info */
+    int log_format;          /* "log-format", VOLLI_LOG_FORMAT, VS_LOG_TEXT/JSON, default text */
+    double ping_interval;    /* "ping-interval", VOLLI_PING_INTERVAL, seconds, 30, 0.05..3600 */
+    size_t max_frame;        /* "max-frame", VOLLI_MAX_FRAME, bytes, 64 KiB, 256..16 MiB: largest
+                                WebSocket message accepted */
+    size_t max_queue;        /* "max-queue", VOLLI_MAX_QUEUE, bytes, 1 MiB, 4 KiB..1 GiB: outbound
+                                bytes queued per connection before it is dropped as too slow */
+    int max_connections;     /* "max-connections", VOLLI_MAX_CONNECTIONS, 20000, 1..10000000 */
+    int max_batch;           /* "max-batch", VOLLI_MAX_BATCH, 100, 1..100: ids per discover or
+                                subscribe request */
+    double shutdown_timeout; /* "shutdown-timeout", VOLLI_SHUTDOWN_TIMEOUT, seconds, 5, 0..600:
+                                how long SIGTERM waits for close handshakes */
+} vs_config_t;
+
+/* Fills cfg (borrowed, caller-allocated; its previous contents are ignored, not freed) with the
+ * defaults. Every string field it sets is heap-allocated; release them with vs_config_deinit. */
+void vs_config_defaults(vs_config_t *cfg);
+
+/* Applies the config file, then the environment, then argv on top of cfg (borrowed; it must
+ * hold valid settings, e.g. from vs_config_defaults). The file is named by --config, else
+ * VOLLI_CONFIG, else cfg->config_file. argv (borrowed) has argc entries and argv[0] is the
+ * program name; flags are `--name value` or `--name=value`, the last one of a name wins.
+ * env (may be NULL: no environment) looks up a variable the way getenv does; tests pass a fake.
+ * Empty environment variables count as unset.
+ * Returns 0 to run; 1 when --help or --version was printed to out (borrowed; NULL means stdout)
+ * and the program should exit 0; VS_EUSAGE with a one-line message in err (borrowed, errlen
+ * bytes, always NUL-terminated when errlen > 0) naming the source and what is wrong. On any
+ * non-zero return cfg is left exactly as it was. */
+int vs_config_load(vs_config_t *cfg, int argc, char **argv, char *(*env)(const char *), FILE *out,
+                   char *err, size_t errlen);
+
+/* Applies the text of a JSON config file (text borrowed, len bytes, need not be NUL-terminated)
+ * to cfg (borrowed, valid settings). Keys are the long option names with '-' written as '_'.
+ * origin (borrowed) names the file in messages. Used by vs_config_load and the fuzz target.
+ * Returns 0 or VS_EUSAGE with a message in err; on error cfg may be partly updated, but every
+ * field still holds a valid, in-bounds value and it must still be deinitialised. */
+int vs_config_load_json_text(vs_config_t *cfg, const char *text, size_t len, const char *origin,
+                             char *err, size_t errlen);
+
+/* Frees the string fields and sets them to NULL; safe to call twice. */
+void vs_config_deinit(vs_config_t *cfg);
+
+/* Writes the --help text to out (borrowed): every flag with its environment variable, default,
+ * bounds or choices, and help. */
+void vs_config_usage(FILE *out);
+
+#endif

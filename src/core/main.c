@@ -1,0 +1,41 @@
+/* main.c: reads the configuration, runs the server, maps failures to exit codes
+ * (2: usage or a bad value, 1: a runtime failure such as a port in use). */
+#include "common/error.h"
+#include "common/log.h"
+#include "core/config.h"
+#include "core/server.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+int main(int argc, char **argv)
+{
+    vs_config_t cfg;
+    char err[512] = "";
+    vs_config_defaults(&cfg);
+    int rc = vs_config_load(&cfg, argc, argv, getenv, stdout, err, sizeof err);
+    if (rc == 1) {
+        vs_config_deinit(&cfg);
+        return 0;
+    }
+    if (rc != 0) {
+        fprintf(stderr, "volli-signal: %s\nTry 'volli-signal --help'.\n", err);
+        vs_config_deinit(&cfg);
+        return 2;
+    }
+    vs_log_setup(cfg.log_level, cfg.log_format);
+    signal(SIGPIPE, SIG_IGN);
+    int code;
+    vs_server_t *s = vs_server_new(&cfg, err, sizeof err, &code);
+    if (!s) {
+        VS_LOG(VS_LOG_ERROR, "startup_failed", "error", "%s", err, NULL);
+        fprintf(stderr, "volli-signal: %s\n", err);
+        vs_config_deinit(&cfg);
+        return code;
+    }
+    code = vs_server_run(s);
+    vs_server_free(s);
+    vs_config_deinit(&cfg);
+    return code;
+}

@@ -1,0 +1,44 @@
+/* metrics.h: counters and histograms for /metrics, in Prometheus text format. Plain integers
+ * bumped on the loop thread (one loop per process, so no atomics). Never holds user data. */
+#ifndef VS_CORE_METRICS_H
+#define VS_CORE_METRICS_H
+
+#include "common/buf.h"
+#include "protocol/wire.h"
+
+#include <stdint.h>
+
+#define VS_METRICS_BUCKETS 14
+
+typedef struct vs_metrics {
+    uint64_t relayed[VS_MSG_COUNT];
+    uint64_t errors[VS_WERR_COUNT];
+    uint64_t req_count[VS_MSG_COUNT];
+    uint64_t req_bucket[VS_MSG_COUNT][VS_METRICS_BUCKETS];
+    double req_sum[VS_MSG_COUNT];
+    uint64_t connections_total;   /* WebSocket upgrades accepted */
+    uint64_t connections_refused; /* over max-connections */
+    uint64_t http_requests_total;
+    uint64_t ws_protocol_errors;
+    uint64_t slow_consumers;      /* dropped for exceeding max-queue */
+    uint64_t keepalive_drops;
+    uint64_t store_batches, store_bindings, store_failures;
+} vs_metrics_t;
+
+/* Gauges sampled at render time. */
+typedef struct vs_metrics_gauges {
+    uint64_t connections, online_users, registered_users, directory_entries, pending_registers;
+} vs_metrics_gauges_t;
+
+static inline void vs_metrics_error(vs_metrics_t *m, vs_wire_error_t e)
+{
+    m->errors[e]++;
+}
+
+/* Records one request of type t that took seconds. */
+void vs_metrics_observe(vs_metrics_t *m, vs_msg_type_t t, double seconds);
+/* Appends the exposition text to out. */
+void vs_metrics_render(const vs_metrics_t *m, const vs_metrics_gauges_t *g, double start_time,
+                       vs_buf_t *out);
+
+#endif

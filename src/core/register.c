@@ -1,0 +1,230 @@
+/* register.c: the register request. A new key binding is made durable by a group commit: the
+ * registers that arrive in one loop turn are written in one transaction on a worker thread,
+ * and `registered` is sent only after it committed. Re-registering a known key needs no write. */
+#include "common/alloc.h"
+#include "common/base64.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "core/server_impl.h"
+#include "core/session.h"
+#include "crypto/sign.h"
+#include "protocol/userid.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_BATCH 1024
+
+struct vs_pending_reg {
+    vs_pending_reg_t *next;
+    vs_conn_t *conn; /* NULL once the connection went away */
+    vs_msg_type_t type;
+    uint64_t t0;
+    char *id;        /* raw request id, owned, or NULL */
+    size_t id_len;
+    uint8_t key[32];
+    char uid[VS_USERID_MAX + 1];
+};
+
+/* Puts c online as uid and answers; closes an older connection of the same user. */
+static void complete(const vs_req_t *rq, const char *uid, const uint8_t key[32])
+{
+    vs_conn_t *c = rq->c;
+    vs_server_t *s = c->srv;
+    void *replaced = NULL;
+    c->user = vs_directory_set_online(s->dir, uid, strlen(uid), key, c, &replaced);
+    if (replaced) {
+        vs_conn_t *old = replaced;
+        vs_req_t orq = {old, VS_MSG_UNKNOWN, NULL, 0, rq->t0};
+        old->user = NULL; /* it no longer speaks for uid: its close must not show it offline */
+        vs_reply_error(&orq, VS_WERR_REPLACED, "this user id registered on a newer connection",
+                       NULL);
+        vs_conn_close(old, 4000, "replaced");
+    }
+    VS_LOG(VS_LOG_DEBUG, "registered", "user", "%s", uid, NULL);
+    vs_buf_t *b = &s->scratch;
+    b->len = 0;
+    vs_buf_printf(b, "{\"type\":\"registered\",\"userId\":\"%s\"", uid);
+    vs_reply_finish(rq, b);
+}
+
+void vs_register_handle(const vs_req_t *rq, json_t *root)
+{
+    vs_conn_t *c = rq->c;
+    vs_server_t *s = c->srv;
+    const char *uid_in, *pk, *sig;
+    size_t uid_len, pk_len, sig_len;
+    json_error_t jerr;
+    if (json_unpack_ex(root, &jerr, 0, "{s:s%, s:s%, s:s%}", "userId", &uid_in, &uid_len,
+                       "publicKey", &pk, &pk_len, "signature", &sig, &sig_len) != 0) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "register needs string userId, publicKey, signature: %s",
+                 jerr.text);
+        vs_reply_error(rq, VS_WERR_BAD_REQUEST, msg, NULL);
+        return;
+    }
+    char uid[VS_USERID_MAX + 1];
+    if (vs_userid_fold(uid_in, uid_len, uid) != 0) {
+        vs_reply_error(rq, VS_WERR_INVALID_USER_ID,
+                       "\"userId\" must be 1 to 128 characters of [a-z0-9._+@-]", NULL);
+        return;
+    }
+    if (c->user && strcmp(c->user->id, uid) != 0) {
+        vs_reply_error(rq, VS_WERR_ALREADY_REGISTERED,
+                       "this connection is registered as another user id", NULL);
+        return;
+    }
+    uint8_t key[32], signature[64];
+    if (vs_base64_decode(pk, pk_len, key, sizeof key) != 32) {
+        vs_reply_error(rq, VS_WERR_BAD_SIGNATURE,
+                       "\"publicKey\" must be standard base64 of a 32-byte Ed25519 key", NULL);
+        return;
+    }
+    if (vs_base64_decode(sig, sig_len, signature, sizeof signature) != 64) {
+        vs_reply_error(rq, VS_WERR_BAD_SIGNATURE,
+                       "\"signature\" must be standard base64 of a 64-byte Ed25519 signature",
+                       NULL);
+        return;
+    }
+    char msg[256];
+    int mlen = vs_register_message(c->nonce, uid, msg, sizeof msg);
+    if (mlen < 0 || vs_ed25519_verify(key, (const uint8_t *)msg, (size_t)mlen, signature) != 0) {
+        vs_reply_error(rq, VS_WERR_BAD_SIGNATURE, "the signature does not verify", NULL);
+        return;
+    }
+
+    /* The bound key, when already known, decides without a write. */
+    uint8_t bound[32];
+    int known = 0;
+    vs_user_t *u = vs_directory_find(s->dir, uid, strlen(uid));
+    if (u && u->conn) {
+        memcpy(bound, u->key, 32);
+        known = 1;
+    } else {
+        int rc = vs_store_get_key(&s->store, uid, bound);
+        if (rc == 0) {
+            known = 1;
+        } else if (rc != VS_ENOTFOUND) {
+            VS_LOG(VS_LOG_ERROR, "store_read_failed", "error", "%s", vs_strerror(rc), NULL);
+            vs_reply_error(rq, VS_WERR_UNAVAILABLE, "the directory is unavailable; try again",
+                           NULL);
+            return;
+        }
+    }
+    if (known) {
+        if (memcmp(bound, key, 32) != 0)
+            vs_reply_error(rq, VS_WERR_KEY_MISMATCH, "this user id is bound to another key",
+                           NULL);
+        else
+            complete(rq, uid, key);
+        return;
+    }
+
+    vs_pending_reg_t *p = vs_calloc(1, sizeof *p);
+    p->conn = c;
+    p->type = rq->type;
+    p->t0 = rq->t0;
+    if (rq->id) {
+        p->id = vs_strndup(rq->id, rq->id_len);
+        p->id_len = rq->id_len;
+    }
+    memcpy(p->key, key, 32);
+    memcpy(p->uid, uid, strlen(uid) + 1);
+    c->reg = p;
+    vs_regq_t *q = &s->regq;
+    if (q->tail)
+        q->tail->next = p;
+    else
+        q->head = p;
+    q->tail = p;
+    q->n++;
+}
+
+void vs_session_cancel_register(vs_conn_t *c)
+{
+    if (c->reg)
+        c->reg->conn = NULL;
+}
+
+static void work_cb(uv_work_t *w)
+{
+    vs_server_t *s = w->data;
+    s->regq.batch_rc = vs_store_bind_keys(&s->store, s->regq.items, s->regq.batch_n);
+}
+
+static void after_cb(uv_work_t *w, int status)
+{
+    vs_server_t *s = w->data;
+    vs_regq_t *q = &s->regq;
+    int rc = status < 0 ? VS_ESTORE : q->batch_rc;
+    s->metrics.store_batches++;
+    if (rc != 0) {
+        s->metrics.store_failures++;
+        VS_LOG(VS_LOG_ERROR, "store_commit_failed", "error", "%s", vs_strerror(rc), "batch", "%zu",
+               q->batch_n, NULL);
+    }
+    size_t i = 0;
+    for (vs_pending_reg_t *p = q->batch, *next; p; p = next, i++) {
+        next = p->next;
+        vs_binding_t *b = &q->items[i];
+        if (rc == 0 && b->created) {
+            s->registered_users++;
+            s->metrics.store_bindings++;
+        }
+        vs_conn_t *c = p->conn;
+        if (c) {
+            c->reg = NULL;
+            vs_req_t rq = {c, p->type, p->id, p->id_len, p->t0};
+            if (rc != 0)
+                vs_reply_error(&rq, VS_WERR_UNAVAILABLE,
+                               "the directory could not store the key; try again", NULL);
+            else if (b->result == VS_EMISMATCH)
+                vs_reply_error(&rq, VS_WERR_KEY_MISMATCH, "this user id is bound to another key",
+                               NULL);
+            else if (c->user && strcmp(c->user->id, p->uid) != 0)
+                vs_reply_error(&rq, VS_WERR_ALREADY_REGISTERED,
+                               "this connection is registered as another user id", NULL);
+            else
+                complete(&rq, p->uid, p->key);
+            vs_conn_resume(c);
+        }
+        free(p->id);
+        free(p);
+    }
+    free(q->items);
+    q->items = NULL;
+    q->batch = NULL;
+    q->batch_n = 0;
+    q->busy = 0;
+    vs_register_submit(s);
+}
+
+void vs_register_submit(vs_server_t *s)
+{
+    vs_regq_t *q = &s->regq;
+    if (q->busy || !q->head)
+        return;
+    size_t n = 0;
+    vs_pending_reg_t *last = NULL;
+    for (vs_pending_reg_t *p = q->head; p && n < MAX_BATCH; p = p->next, n++)
+        last = p;
+    q->batch = q->head;
+    q->head = last->next;
+    if (!q->head)
+        q->tail = NULL;
+    last->next = NULL;
+    q->n -= n;
+    q->batch_n = n;
+    q->items = vs_calloc(n, sizeof *q->items);
+    size_t i = 0;
+    for (vs_pending_reg_t *p = q->batch; p; p = p->next, i++) {
+        q->items[i].user_id = p->uid;
+        memcpy(q->items[i].key, p->key, 32);
+    }
+    q->busy = 1;
+    q->work.data = s;
+    if (uv_queue_work(&s->loop, &q->work, work_cb, after_cb) != 0) {
+        q->busy = 0;
+        after_cb(&q->work, VS_ESTORE);
+    }
+}

@@ -1,0 +1,213 @@
+#include "core/server_impl.h"
+
+#include "common/alloc.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "core/session.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+
+#define HANDSHAKE_TIMEOUT_MS 10000
+#define CLOSE_HANDSHAKE_MS 2000
+#define SWEEP_INTERVAL_MS 1000
+
+static void send_presence(void *conn, const char *data, size_t len, void *ud)
+{
+    (void)ud;
+    vs_conn_send_text(conn, data, len);
+}
+
+static void on_flush_check(uv_check_t *h)
+{
+    vs_server_t *s = h->data;
+    vs_register_submit(s);
+    vs_conn_flush_all(s);
+}
+
+static void on_ping_timer(uv_timer_t *t)
+{
+    vs_conn_ping_all(t->data);
+}
+
+static void on_sweep_timer(uv_timer_t *t)
+{
+    vs_server_t *s = t->data;
+    vs_conn_sweep(s, HANDSHAKE_TIMEOUT_MS, CLOSE_HANDSHAKE_MS);
+    if (!s->shutting_down)
+        return;
+    int idle = s->active.n == 0 && s->pending.n == 0 && !s->regq.busy && !s->regq.head;
+    if (idle || vs_server_now(s) >= s->shutdown_deadline) {
+        if (!idle)
+            VS_LOG(VS_LOG_WARN, "shutdown_timeout", "connections", "%zu",
+                   s->active.n + s->pending.n, NULL);
+        /* Anything still open is dropped; the store batch in flight is waited for below. */
+        for (vs_conn_t *c = s->active.head; c; c = c->next)
+            vs_conn_doom(c);
+        for (vs_conn_t *c = s->pending.head; c; c = c->next)
+            vs_conn_doom(c);
+        vs_conn_flush_all(s);
+        uv_stop(&s->loop);
+    }
+}
+
+static void begin_shutdown(vs_server_t *s, const char *why)
+{
+    if (s->shutting_down)
+        return;
+    s->shutting_down = 1;
+    VS_LOG(VS_LOG_INFO, "shutting_down", "signal", "%s", why, "connections", "%zu",
+           s->active.n + s->pending.n, NULL);
+    uv_close((uv_handle_t *)&s->listener, NULL);
+    uv_timer_stop(&s->ping_timer);
+    s->shutdown_deadline = vs_server_now(s) + (uint64_t)(s->cfg->shutdown_timeout * 1000.0);
+    while (s->active.head)
+        vs_conn_close(s->active.head, VS_WS_CLOSE_GOING_AWAY, "server shutting down");
+    for (vs_conn_t *c = s->pending.head; c; c = c->next)
+        if (c->state == VS_CONN_HTTP)
+            vs_conn_doom(c);
+    /* Check often now, so the process exits as soon as the last close handshake is done. */
+    uv_timer_start(&s->sweep_timer, on_sweep_timer, 20, 20);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    begin_shutdown(h->data, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+static int listen_on(vs_server_t *s, char *err, size_t errlen)
+{
+    const vs_config_t *cfg = s->cfg;
+    struct sockaddr_storage addr;
+    if (uv_ip4_addr(cfg->host, cfg->port, (struct sockaddr_in *)&addr) != 0 &&
+        uv_ip6_addr(cfg->host, cfg->port, (struct sockaddr_in6 *)&addr) != 0) {
+        snprintf(err, errlen, "--host: \"%s\" is not an IPv4 or IPv6 address", cfg->host);
+        return VS_EINVAL;
+    }
+    uv_tcp_init(&s->loop, &s->listener);
+    s->listener.data = s;
+    int rc = uv_tcp_bind(&s->listener, (const struct sockaddr *)&addr, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&s->listener, 4096, vs_conn_on_connection);
+    if (rc != 0) {
+        if (rc == UV_EADDRINUSE)
+            snprintf(err, errlen, "cannot listen on %s:%d: the address is already in use",
+                     cfg->host, cfg->port);
+        else
+            snprintf(err, errlen, "cannot listen on %s:%d: %s", cfg->host, cfg->port,
+                     uv_strerror(rc));
+        return VS_EIO;
+    }
+    struct sockaddr_storage bound;
+    int blen = sizeof bound;
+    char host[64] = "?";
+    int port = cfg->port;
+    if (uv_tcp_getsockname(&s->listener, (struct sockaddr *)&bound, &blen) == 0) {
+        if (bound.ss_family == AF_INET6) {
+            uv_ip6_name((struct sockaddr_in6 *)&bound, host, sizeof host);
+            port = ntohs(((struct sockaddr_in6 *)&bound)->sin6_port);
+        } else {
+            uv_ip4_name((struct sockaddr_in *)&bound, host, sizeof host);
+            port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
+        }
+    }
+    VS_LOG(VS_LOG_INFO, "listening", "host", "%s", host, "port", "%d", port, NULL);
+    return 0;
+}
+
+vs_server_t *vs_server_new(const vs_config_t *cfg, char *err, size_t errlen, int *exit_code)
+{
+    *exit_code = 1;
+    vs_server_t *s = vs_calloc(1, sizeof *s);
+    s->cfg = cfg;
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    s->start_time = (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+    if (uv_loop_init(&s->loop) != 0) {
+        snprintf(err, errlen, "cannot create the event loop");
+        free(s);
+        return NULL;
+    }
+    if (vs_store_sqlite_open(cfg->data_dir, &s->store, err, errlen) != 0) {
+        uv_loop_close(&s->loop);
+        free(s);
+        return NULL;
+    }
+    int rc = vs_store_count_users(&s->store, &s->registered_users);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot read the store in %s: %s", cfg->data_dir, vs_strerror(rc));
+        goto fail_store;
+    }
+    rc = listen_on(s, err, errlen);
+    if (rc != 0) {
+        if (rc == VS_EINVAL)
+            *exit_code = 2;
+        uv_close((uv_handle_t *)&s->listener, NULL);
+        uv_run(&s->loop, UV_RUN_NOWAIT);
+        goto fail_store;
+    }
+    s->dir = vs_directory_new(send_presence, s);
+    uv_check_init(&s->loop, &s->flush_check);
+    s->flush_check.data = s;
+    uv_check_start(&s->flush_check, on_flush_check);
+    uint64_t ping_ms = (uint64_t)(cfg->ping_interval * 1000.0);
+    if (ping_ms == 0)
+        ping_ms = 1;
+    uv_timer_init(&s->loop, &s->ping_timer);
+    s->ping_timer.data = s;
+    uv_timer_start(&s->ping_timer, on_ping_timer, ping_ms, ping_ms);
+    uv_timer_init(&s->loop, &s->sweep_timer);
+    s->sweep_timer.data = s;
+    uv_timer_start(&s->sweep_timer, on_sweep_timer, SWEEP_INTERVAL_MS, SWEEP_INTERVAL_MS);
+    uv_signal_init(&s->loop, &s->sigterm);
+    uv_signal_init(&s->loop, &s->sigint);
+    s->sigterm.data = s->sigint.data = s;
+    uv_signal_start(&s->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&s->sigint, on_signal, SIGINT);
+    VS_LOG(VS_LOG_INFO, "started", "version", "%s", VS_VERSION, "data_dir", "%s", cfg->data_dir,
+           "registered_users", "%llu", (unsigned long long)s->registered_users, NULL);
+    *exit_code = 0;
+    return s;
+
+fail_store:
+    vs_store_close(&s->store);
+    uv_loop_close(&s->loop);
+    free(s);
+    return NULL;
+}
+
+static void close_handle(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+int vs_server_run(vs_server_t *s)
+{
+    uv_run(&s->loop, UV_RUN_DEFAULT);
+    /* Finish the store batch in flight and anything queued behind it: every binding a client
+     * was told about is already durable; these complete the rest before exit. */
+    while (s->regq.busy || s->regq.head) {
+        vs_register_submit(s);
+        uv_run(&s->loop, UV_RUN_ONCE);
+    }
+    vs_conn_flush_all(s);
+    uv_walk(&s->loop, close_handle, NULL);
+    uv_run(&s->loop, UV_RUN_DEFAULT);
+    VS_LOG(VS_LOG_INFO, "stopped", NULL);
+    return 0;
+}
+
+void vs_server_free(vs_server_t *s)
+{
+    if (!s)
+        return;
+    vs_directory_free(s->dir);
+    vs_store_close(&s->store);
+    vs_buf_deinit(&s->scratch);
+    uv_loop_close(&s->loop);
+    free(s);
+}

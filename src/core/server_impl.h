@@ -1,0 +1,61 @@
+/* server_impl.h: the server's internals, shared by core/ and transport/ only. */
+#ifndef VS_CORE_SERVER_IMPL_H
+#define VS_CORE_SERVER_IMPL_H
+
+#include "common/buf.h"
+#include "core/config.h"
+#include "core/metrics.h"
+#include "core/server.h"
+#include "directory/directory.h"
+#include "storage/store.h"
+#include "transport/conn.h"
+
+#include <uv.h>
+
+#define VS_READ_BUF (64 * 1024 + 64)
+
+typedef struct vs_pending_reg vs_pending_reg_t;
+
+/* Registrations waiting for a durable key binding (group commit on a worker thread). */
+typedef struct vs_regq {
+    vs_pending_reg_t *head, *tail; /* waiting for the next batch */
+    size_t n;
+    vs_pending_reg_t *batch;       /* in flight on the worker */
+    size_t batch_n;
+    vs_binding_t *items;           /* the batch's bindings, owned */
+    int batch_rc;
+    int busy;
+    uv_work_t work;
+} vs_regq_t;
+
+struct vs_server {
+    uv_loop_t loop;
+    const vs_config_t *cfg;
+    uv_tcp_t listener;
+    uv_signal_t sigterm, sigint;
+    uv_timer_t ping_timer, sweep_timer;
+    uv_check_t flush_check;
+    char rbuf[VS_READ_BUF]; /* the one loop-wide read buffer */
+    int rbuf_busy;
+    vs_conn_list_t active;  /* open WebSocket connections */
+    vs_conn_list_t pending; /* in the HTTP phase, or closing */
+    size_t nconns;
+    vs_conn_t *flush_head;  /* connections with output to flush or to destroy */
+    vs_directory_t *dir;
+    vs_store_t store;
+    vs_metrics_t metrics;
+    uint64_t registered_users;
+    vs_regq_t regq;
+    vs_buf_t scratch;       /* per-message reply building; reset, never freed until exit */
+    int shutting_down;
+    uint64_t shutdown_deadline;
+    double start_time;
+};
+
+/* Milliseconds on the loop clock. */
+static inline uint64_t vs_server_now(const vs_server_t *s)
+{
+    return uv_now((uv_loop_t *)&s->loop);
+}
+
+#endif

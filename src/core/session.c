@@ -1,0 +1,344 @@
+#include "core/session.h"
+
+#include "common/base64.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "core/server_impl.h"
+#include "protocol/envelope.h"
+#include "protocol/userid.h"
+
+#include <string.h>
+
+#define MAX_ID_CHARS 64
+
+static double since(uint64_t t0)
+{
+    return (double)(uv_hrtime() - t0) / 1e9;
+}
+
+void vs_reply_finish(const vs_req_t *rq, vs_buf_t *b)
+{
+    if (rq->id) {
+        vs_buf_puts(b, ",\"id\":\"");
+        vs_buf_append(b, rq->id, rq->id_len);
+        vs_buf_append(b, "\"", 1);
+    }
+    vs_buf_append(b, "}", 1);
+    vs_conn_send_text(rq->c, b->p, b->len);
+    if ((unsigned)rq->type < VS_MSG_COUNT)
+        vs_metrics_observe(&rq->c->srv->metrics, rq->type, since(rq->t0));
+}
+
+void vs_reply_error(const vs_req_t *rq, vs_wire_error_t code, const char *message, const char *to)
+{
+    vs_server_t *s = rq->c->srv;
+    vs_buf_t *b = &s->scratch;
+    b->len = 0;
+    vs_buf_puts(b, "{\"type\":\"error\",\"code\":\"");
+    vs_buf_puts(b, vs_wire_error_name(code));
+    vs_buf_puts(b, "\",\"message\":");
+    vs_buf_json_str(b, message, strlen(message));
+    if (to) {
+        vs_buf_puts(b, ",\"to\":");
+        vs_buf_json_str(b, to, strlen(to));
+    }
+    vs_metrics_error(&s->metrics, code);
+    VS_LOG(VS_LOG_DEBUG, "request_error", "type", "%s", vs_msg_type_name(rq->type), "code", "%s",
+           vs_wire_error_name(code), NULL);
+    vs_reply_finish(rq, b);
+}
+
+void vs_session_reject_binary(vs_conn_t *c)
+{
+    vs_req_t rq = {c, VS_MSG_UNKNOWN, NULL, 0, uv_hrtime()};
+    vs_reply_error(&rq, VS_WERR_BAD_REQUEST, "binary frames are not supported; send JSON text",
+                   NULL);
+}
+
+void vs_session_error_too_large(vs_conn_t *c)
+{
+    char msg[96];
+    snprintf(msg, sizeof msg, "message exceeds the limit of %zu bytes", c->srv->cfg->max_frame);
+    vs_req_t rq = {c, VS_MSG_UNKNOWN, NULL, 0, uv_hrtime()};
+    vs_reply_error(&rq, VS_WERR_TOO_LARGE, msg, NULL);
+}
+
+/* Decodes a raw JSON string slice (unescaping only when needed) into out. */
+static int raw_string(vs_slice_t raw, int escaped, char *out, size_t cap, size_t *len)
+{
+    if (!escaped) {
+        if (raw.len >= cap)
+            return VS_ETOOBIG;
+        memcpy(out, raw.p, raw.len);
+        out[raw.len] = '\0';
+        *len = raw.len;
+        return 0;
+    }
+    int n = vs_json_unescape(raw, out, cap);
+    if (n < 0)
+        return n;
+    *len = (size_t)n;
+    return 0;
+}
+
+static size_t utf8_chars(const char *s, size_t n)
+{
+    size_t count = 0;
+    for (size_t i = 0; i < n; i++)
+        count += ((unsigned char)s[i] & 0xC0) != 0x80;
+    return count;
+}
+
+/* ---- relay: the hot path; the store is never touched here ---- */
+
+static void relay(vs_req_t *rq, const vs_envelope_t *env, const char *data, size_t len)
+{
+    vs_conn_t *c = rq->c;
+    vs_server_t *s = c->srv;
+    if (!c->user) {
+        vs_reply_error(rq, VS_WERR_NOT_REGISTERED, "register before relaying", NULL);
+        return;
+    }
+    if (env->to_kind != VS_JSON_STRING) {
+        vs_reply_error(rq, VS_WERR_BAD_REQUEST,
+                       env->to_kind == VS_JSON_ABSENT ? "\"to\" is required"
+                                                      : "\"to\" must be a string",
+                       NULL);
+        return;
+    }
+    const char *field = vs_msg_relay_field(rq->type);
+    if (field && !vs_envelope_has_member(env, field)) {
+        char msg[64];
+        snprintf(msg, sizeof msg, "\"%s\" is required", field);
+        vs_reply_error(rq, VS_WERR_BAD_REQUEST, msg, NULL);
+        return;
+    }
+    char raw[4 * VS_USERID_MAX + 1], to[VS_USERID_MAX + 1];
+    size_t rawlen;
+    if (raw_string(env->to, env->to_escaped, raw, sizeof raw, &rawlen) != 0 ||
+        vs_userid_fold(raw, rawlen, to) != 0) {
+        vs_reply_error(rq, VS_WERR_INVALID_USER_ID,
+                       "\"to\" must be 1 to 128 characters of [a-z0-9._+@-]", NULL);
+        return;
+    }
+    vs_user_t *u = vs_directory_find(s->dir, to, strlen(to));
+    vs_conn_t *dst = u ? u->conn : NULL;
+    size_t need = dst ? vs_envelope_splice_size(env, len, c->user->idlen) : 0;
+    char *w = dst ? vs_conn_frame(dst, VS_WS_OP_TEXT, need) : NULL;
+    if (!w) {
+        vs_reply_error(rq, VS_WERR_PEER_OFFLINE, "the recipient is not online", to);
+        return;
+    }
+    vs_envelope_splice_from(data, len, env, c->user->id, c->user->idlen, w, need);
+    s->metrics.relayed[rq->type]++;
+    vs_metrics_observe(&s->metrics, rq->type, since(rq->t0));
+}
+
+/* ---- discover, subscribe, unsubscribe ---- */
+
+static void append_user(vs_server_t *s, vs_buf_t *b, const char *id)
+{
+    vs_user_t *u = vs_directory_find(s->dir, id, strlen(id));
+    uint8_t key[32];
+    int have = 0;
+    if (u && u->conn) {
+        memcpy(key, u->key, 32);
+        have = 1;
+    } else {
+        have = vs_store_get_key(&s->store, id, key) == 0;
+    }
+    vs_buf_printf(b, "\"userId\":\"%s\",\"online\":%s,\"publicKey\":", id,
+                  u && u->conn ? "true" : "false");
+    if (have) {
+        char k64[48];
+        vs_base64_encode(key, 32, k64);
+        vs_buf_printf(b, "\"%s\"", k64);
+    } else {
+        vs_buf_puts(b, "null");
+    }
+}
+
+/* Validates and folds a userIds array into ids (max_batch entries of VS_USERID_MAX+1). */
+static int fold_ids(const vs_req_t *rq, json_t *arr, char (*ids)[VS_USERID_MAX + 1], size_t *n)
+{
+    size_t max = (size_t)rq->c->srv->cfg->max_batch;
+    char msg[96];
+    if (!json_is_array(arr) || json_array_size(arr) == 0 || json_array_size(arr) > max) {
+        snprintf(msg, sizeof msg, "\"userIds\" must be an array of 1 to %zu user ids", max);
+        vs_reply_error(rq, VS_WERR_BAD_REQUEST, msg, NULL);
+        return -1;
+    }
+    for (size_t i = 0; i < json_array_size(arr); i++) {
+        json_t *v = json_array_get(arr, i);
+        if (!json_is_string(v)) {
+            snprintf(msg, sizeof msg, "\"userIds\"[%zu] must be a string", i);
+            vs_reply_error(rq, VS_WERR_BAD_REQUEST, msg, NULL);
+            return -1;
+        }
+        if (vs_userid_fold(json_string_value(v), json_string_length(v), ids[i]) != 0) {
+            snprintf(msg, sizeof msg,
+                     "\"userIds\"[%zu] must be 1 to 128 characters of [a-z0-9._+@-]", i);
+            vs_reply_error(rq, VS_WERR_INVALID_USER_ID, msg, NULL);
+            return -1;
+        }
+    }
+    *n = json_array_size(arr);
+    return 0;
+}
+
+static void discover(const vs_req_t *rq, json_t *root)
+{
+    vs_server_t *s = rq->c->srv;
+    json_t *one = json_object_get(root, "userId"), *many = json_object_get(root, "userIds");
+    if ((one != NULL) == (many != NULL)) {
+        vs_reply_error(rq, VS_WERR_BAD_REQUEST, "give exactly one of \"userId\" or \"userIds\"",
+                       NULL);
+        return;
+    }
+    vs_buf_t *b = &s->scratch;
+    if (one) {
+        char id[VS_USERID_MAX + 1];
+        if (!json_is_string(one)) {
+            vs_reply_error(rq, VS_WERR_BAD_REQUEST, "\"userId\" must be a string", NULL);
+            return;
+        }
+        if (vs_userid_fold(json_string_value(one), json_string_length(one), id) != 0) {
+            vs_reply_error(rq, VS_WERR_INVALID_USER_ID,
+                           "\"userId\" must be 1 to 128 characters of [a-z0-9._+@-]", NULL);
+            return;
+        }
+        b->len = 0;
+        vs_buf_puts(b, "{\"type\":\"discover\",");
+        append_user(s, b, id);
+        vs_reply_finish(rq, b);
+        return;
+    }
+    static char ids[100][VS_USERID_MAX + 1];
+    size_t n;
+    if (fold_ids(rq, many, ids, &n) != 0)
+        return;
+    b->len = 0;
+    vs_buf_puts(b, "{\"type\":\"discover\",\"users\":[");
+    for (size_t i = 0; i < n; i++) {
+        vs_buf_puts(b, i ? ",{" : "{");
+        append_user(s, b, ids[i]);
+        vs_buf_append(b, "}", 1);
+    }
+    vs_buf_append(b, "]", 1);
+    vs_reply_finish(rq, b);
+}
+
+static void subscribe(const vs_req_t *rq, json_t *root, int on)
+{
+    vs_conn_t *c = rq->c;
+    vs_server_t *s = c->srv;
+    static char ids[100][VS_USERID_MAX + 1];
+    size_t n;
+    json_t *arr = json_object_get(root, "userIds");
+    if (!arr) {
+        vs_reply_error(rq, VS_WERR_BAD_REQUEST, "\"userIds\" is required", NULL);
+        return;
+    }
+    if (fold_ids(rq, arr, ids, &n) != 0)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        size_t l = strlen(ids[i]);
+        if (!on) {
+            vs_directory_unsubscribe(s->dir, &c->watch, ids[i], l);
+            continue;
+        }
+        vs_user_t *u = vs_directory_subscribe(s->dir, &c->watch, ids[i], l);
+        char frame[VS_PRESENCE_MAX];
+        size_t fl = vs_presence_frame(frame, u->id, u->conn != NULL, rq->id, rq->id_len);
+        vs_conn_send_text(c, frame, fl);
+    }
+    vs_metrics_observe(&s->metrics, rq->type, since(rq->t0));
+}
+
+static void handle_json(vs_req_t *rq, const char *data, size_t len)
+{
+    json_error_t err;
+    json_t *root = json_loadb(data, len, JSON_REJECT_DUPLICATES, &err);
+    if (!root) {
+        /* The scanner accepted what jansson refuses: they must agree, so this is a bug. */
+        VS_LOG(VS_LOG_ERROR, "scanner_disagrees", "error", "%s", err.text, NULL);
+        vs_reply_error(rq, VS_WERR_BAD_JSON, "invalid JSON", NULL);
+        return;
+    }
+    switch (rq->type) {
+    case VS_MSG_REGISTER:
+        vs_register_handle(rq, root);
+        break;
+    case VS_MSG_DISCOVER:
+    case VS_MSG_SUBSCRIBE:
+    case VS_MSG_UNSUBSCRIBE:
+        if (!rq->c->user)
+            vs_reply_error(rq, VS_WERR_NOT_REGISTERED, "register first", NULL);
+        else if (rq->type == VS_MSG_DISCOVER)
+            discover(rq, root);
+        else
+            subscribe(rq, root, rq->type == VS_MSG_SUBSCRIBE);
+        break;
+    default:
+        break;
+    }
+    json_decref(root);
+}
+
+void vs_session_on_text(vs_conn_t *c, uint8_t *data, size_t len)
+{
+    vs_req_t rq = {c, VS_MSG_UNKNOWN, NULL, 0, uv_hrtime()};
+    vs_envelope_t env;
+    int rc = vs_envelope_scan((const char *)data, len, 0, &env);
+    if (rc == VS_EINVAL) {
+        vs_reply_error(&rq, VS_WERR_BAD_JSON, "the message is not valid JSON", NULL);
+        return;
+    }
+    if (rc != 0) {
+        vs_reply_error(&rq, VS_WERR_BAD_REQUEST,
+                       rc == VS_EDEPTH ? "the message is nested too deeply"
+                                       : "the message must be a JSON object",
+                       NULL);
+        return;
+    }
+    if (env.id_kind == VS_JSON_OTHER) {
+        vs_reply_error(&rq, VS_WERR_BAD_REQUEST, "\"id\" must be a string", NULL);
+        return;
+    }
+    if (env.id_kind == VS_JSON_STRING) {
+        char idbuf[4 * MAX_ID_CHARS + 1];
+        size_t idlen;
+        if (raw_string(env.id, env.id_escaped, idbuf, sizeof idbuf, &idlen) != 0 ||
+            utf8_chars(idbuf, idlen) > MAX_ID_CHARS) {
+            vs_reply_error(&rq, VS_WERR_BAD_REQUEST, "\"id\" must be at most 64 characters", NULL);
+            return;
+        }
+        rq.id = env.id.p;
+        rq.id_len = env.id.len;
+    }
+    if (env.type_kind != VS_JSON_STRING) {
+        vs_reply_error(&rq, VS_WERR_BAD_REQUEST, "\"type\" must be a string", NULL);
+        return;
+    }
+    char tbuf[32];
+    size_t tlen;
+    if (raw_string(env.type, env.type_escaped, tbuf, sizeof tbuf, &tlen) == 0)
+        rq.type = vs_msg_type_from((vs_slice_t){tbuf, tlen});
+    switch (rq.type) {
+    case VS_MSG_UNKNOWN:
+        vs_reply_error(&rq, VS_WERR_UNKNOWN_TYPE, "unknown message type", NULL);
+        return;
+    case VS_MSG_PING: {
+        vs_buf_t *b = &c->srv->scratch;
+        b->len = 0;
+        vs_buf_puts(b, "{\"type\":\"pong\"");
+        vs_reply_finish(&rq, b);
+        return;
+    }
+    default:
+        if (vs_msg_is_relay(rq.type))
+            relay(&rq, &env, (const char *)data, len);
+        else
+            handle_json(&rq, (const char *)data, len);
+    }
+}

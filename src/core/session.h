@@ -1,0 +1,44 @@
+/* session.h: what a registered or unregistered WebSocket client may say, and the replies.
+ * It validates every message (the envelope scanner on the relay path, jansson elsewhere),
+ * relays, answers discover/subscribe/ping, and hands registers to the group commit. It never
+ * touches the socket (conn.h does) and never logs payloads, keys or signatures. */
+#ifndef VS_CORE_SESSION_H
+#define VS_CORE_SESSION_H
+
+#include "common/buf.h"
+#include "protocol/wire.h"
+#include "transport/conn.h"
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* One request being answered. id is the raw contents of the request's "id" string (borrowed
+ * from the frame), or NULL. */
+typedef struct vs_req {
+    vs_conn_t *c;
+    vs_msg_type_t type;
+    const char *id;
+    size_t id_len;
+    uint64_t t0; /* uv_hrtime() at arrival */
+} vs_req_t;
+
+/* A text message from c; data is borrowed for the call and may be modified. */
+void vs_session_on_text(vs_conn_t *c, uint8_t *data, size_t len);
+void vs_session_reject_binary(vs_conn_t *c);
+void vs_session_error_too_large(vs_conn_t *c);
+
+/* Sends {"type":"error","code":..,"message":..[,"id":..][,"to":..]}; to may be NULL. */
+void vs_reply_error(const vs_req_t *rq, vs_wire_error_t code, const char *message, const char *to);
+/* Sends a reply built in buf (a JSON object without its closing brace): appends the id and the
+ * brace, sends, and records the request's duration. */
+void vs_reply_finish(const vs_req_t *rq, vs_buf_t *buf);
+
+/* register.c: the register request and the group commit of new key bindings. */
+void vs_register_handle(const vs_req_t *rq, json_t *root);
+/* Called at the end of each loop turn: submits waiting bindings as one batch. */
+void vs_register_submit(vs_server_t *s);
+/* Forgets c's pending register (c is going away); the binding may still commit. */
+void vs_session_cancel_register(vs_conn_t *c);
+
+#endif

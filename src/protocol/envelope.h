@@ -1,0 +1,88 @@
+/* envelope.h: the relay path's only JSON reader. One validating pass over a text frame that
+ * accepts exactly what json_loadb(buf, len, JSON_REJECT_DUPLICATES, ...) accepts (jansson 2.14,
+ * quirks included) and reports where the top-level "type", "to", "id" and "from" members are,
+ * so a relayed message can be forwarded byte for byte with only "from" rewritten.
+ *
+ * It owns nothing beyond a call: every slice and span points into the caller's buffer. It must
+ * never build a DOM, never decode more than the caller asks for, and never keep the input. */
+#ifndef VS_PROTOCOL_ENVELOPE_H
+#define VS_PROTOCOL_ENVELOPE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/slice.h"
+
+/* Kinds of a top-level member of interest. */
+#define VS_JSON_ABSENT 0
+#define VS_JSON_STRING 1
+#define VS_JSON_OTHER 2 /* present, but a number, literal, object or array */
+
+/* jansson 2.14's JSON_PARSER_MAX_DEPTH: what max_depth 0 means, and the most it can mean. */
+#define VS_JSON_MAX_DEPTH 2048
+
+/* Duplicate keys are rejected, so a valid object has at most one top-level "from". */
+#define VS_ENVELOPE_MAX_FROM 1
+
+/* Objects with more members than this get a hash set (heap scratch) for duplicate detection;
+ * smaller ones are checked against a stack table. */
+#define VS_ENVELOPE_SMALL_OBJECT 32
+
+/* A byte range [start, end) of the scanned input. */
+typedef struct vs_envelope_span {
+    size_t start, end;
+} vs_envelope_span_t;
+
+typedef struct vs_envelope {
+    /* For a string: the raw bytes between the quotes, escapes NOT decoded. For VS_JSON_OTHER:
+     * the raw text of the value. Borrowed from the input. */
+    vs_slice_t type, to, id;
+    uint8_t type_kind, to_kind, id_kind;          /* VS_JSON_ABSENT / _STRING / _OTHER */
+    uint8_t type_escaped, to_escaped, id_escaped; /* 1 if the raw string contains a backslash */
+    uint8_t from_count;                           /* 0 or 1 entries used in from[] */
+    /* Every top-level "from" member (key matched after decoding escapes), including one
+     * separating comma, so that removing the spans leaves valid JSON. */
+    vs_envelope_span_t from[VS_ENVELOPE_MAX_FROM];
+    size_t open;      /* offset of the top-level '{' */
+    size_t members;   /* number of top-level members, "from" included */
+} vs_envelope_t;
+
+/* Scans json[0..len). Returns 0 if it is a valid JSON object under jansson's rules (fills env),
+ * VS_EINVAL for invalid JSON (including invalid UTF-8, "\u0000", duplicate keys, numbers jansson
+ * cannot represent), VS_EPROTO if it is valid JSON but the top level is not an object (an array,
+ * or a scalar jansson would accept with JSON_DECODE_ANY), VS_EDEPTH if nesting exceeds max_depth
+ * (reported exactly where jansson reports "maximum parsing depth reached"), VS_ETOOBIG if len
+ * does not fit in 32 bits. Depth counts as jansson does: the top-level value is at depth 1 and
+ * every member or element, scalars included, one deeper than its container. max_depth 0 or
+ * anything above VS_JSON_MAX_DEPTH means VS_JSON_MAX_DEPTH, so the scanner never accepts what
+ * jansson rejects.
+ * Allocation: none while the open objects along the current nesting path hold at most 256
+ * keys in total (plus one per open object), e.g. any envelope whose objects have at most 32
+ * members and nest at most 7 deep; objects with more than VS_ENVELOPE_SMALL_OBJECT members and
+ * deeper paths use scratch memory that is freed before returning.
+ * json: borrowed (may hold NUL bytes). env: borrowed, overwritten; its slices and spans borrow
+ * json and are meaningful only when 0 is returned. */
+int vs_envelope_scan(const char *json, size_t len, size_t max_depth, vs_envelope_t *env);
+
+/* Decodes a JSON string's raw contents (as in env->to) into out, NUL-terminated, for the rare
+ * escaped case. Returns the decoded length, VS_ETOOBIG if it does not fit in cap-1 bytes (or in
+ * an int), VS_EINVAL if raw holds a malformed escape. raw must come from a successful scan,
+ * which guarantees valid UTF-8 and no "\u0000". raw: borrowed. out: borrowed, cap bytes. */
+int vs_json_unescape(vs_slice_t raw, char *out, size_t cap);
+
+/* The exact number of bytes vs_envelope_splice_from() writes for this envelope, input length
+ * and from length. env: borrowed, from a successful scan. */
+size_t vs_envelope_splice_size(const vs_envelope_t *env, size_t len, size_t from_len);
+
+/* Writes into out the object with a member "from":"<from>" inserted as the FIRST top-level
+ * member and every top-level "from" member of the input removed; every other byte, including
+ * whitespace and anything before the '{', is copied unchanged. from is written verbatim between
+ * quotes: the caller guarantees it needs no escaping (user ids are [a-z0-9._+@-]). The output is
+ * not NUL-terminated. Returns the number of bytes written, VS_ETOOBIG if cap is smaller than
+ * vs_envelope_splice_size(), VS_EINVAL if env does not describe json.
+ * json, env, from: borrowed; env must come from a successful vs_envelope_scan(json, len).
+ * out: borrowed, cap bytes, must not overlap json. */
+long vs_envelope_splice_from(const char *json, size_t len, const vs_envelope_t *env,
+                             const char *from, size_t from_len, char *out, size_t cap);
+
+#endif

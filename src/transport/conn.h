@@ -1,0 +1,93 @@
+/* conn.h: one client connection: its socket, the HTTP handshake, WebSocket framing state and
+ * the outgoing queue. It owns the connection's memory and is the only module that touches the
+ * socket. A connection is destroyed only at a safe point of the loop (the flush check or a
+ * top-level read callback), never inside a callback that may still use it: everything else
+ * marks it doomed or closing. An idle open connection holds no read or write buffer. */
+#ifndef VS_TRANSPORT_CONN_H
+#define VS_TRANSPORT_CONN_H
+
+#include "directory/directory.h"
+#include "transport/ws.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+typedef struct vs_server vs_server_t;
+typedef struct vs_conn vs_conn_t;
+typedef struct vs_http_req vs_http_req_t;
+typedef struct vs_pending_reg vs_pending_reg_t;
+
+typedef struct vs_conn_list {
+    vs_conn_t *head;
+    size_t n;
+} vs_conn_list_t;
+
+enum vs_conn_state {
+    VS_CONN_HTTP = 0, /* reading the request */
+    VS_CONN_WS,       /* open WebSocket */
+    VS_CONN_CLOSING,  /* output draining, then shutdown; waiting for the peer's close/EOF */
+};
+
+enum vs_conn_flag {
+    VS_CONN_IN_FLUSH = 1 << 0,   /* on the server's flush list */
+    VS_CONN_DOOMED = 1 << 1,     /* destroy at the next safe point */
+    VS_CONN_SHUTDOWN = 1 << 2,   /* write side shut down */
+    VS_CONN_READ_HELD = 1 << 3,  /* reading paused while a register waits for the store */
+    VS_CONN_UPGRADED = 1 << 4,   /* the WebSocket parser is initialized */
+};
+
+struct vs_conn {
+    uv_tcp_t tcp;
+    vs_server_t *srv;
+    vs_conn_t *prev, *next;   /* in srv->active or srv->pending */
+    vs_conn_list_t *list;
+    vs_conn_t *flush_next;
+    vs_http_req_t *http;      /* only during the handshake */
+    vs_ws_parser_t ws;
+    char *out;                /* frames queued this loop turn */
+    uint32_t out_len, out_cap;
+    uv_write_t *wreq;         /* a write the kernel did not take at once; owns its buffer */
+    uint32_t inflight;
+    vs_user_t *user;          /* directory entry once registered */
+    vs_watcher_t watch;       /* presence subscriptions */
+    vs_pending_reg_t *reg;    /* a register waiting for the store */
+    char *held;               /* frames that arrived while reg was pending */
+    uint32_t held_len;
+    uint64_t since;           /* ms: accepted, or closing started */
+    uint8_t state, flags, pings_missed;
+    char nonce[23];           /* 128 random bits, base64url */
+};
+
+/* Accept callback for the listener. */
+void vs_conn_on_connection(uv_stream_t *listener, int status);
+
+/* Queues a complete frame with a payload of len bytes and returns where the payload goes
+ * (the caller fills exactly len bytes before returning to the loop), or NULL when the
+ * connection is closing or just exceeded max-queue (it is then doomed). */
+char *vs_conn_frame(vs_conn_t *c, int opcode, size_t len);
+/* Queues a text frame (data borrowed, copied). */
+void vs_conn_send_text(vs_conn_t *c, const char *data, size_t len);
+/* Starts the close handshake: sends a close frame and stops handling messages. Detaches the
+ * connection from the directory at once. */
+void vs_conn_close(vs_conn_t *c, uint16_t code, const char *reason);
+/* Marks the connection for destruction at the next safe point, without a handshake. */
+void vs_conn_doom(vs_conn_t *c);
+/* Writes an HTTP response and then closes (used by the HTTP phase). */
+void vs_conn_http_respond(vs_conn_t *c, int status, const char *content_type, const char *extra,
+                          const char *body, size_t len);
+/* Switches to WebSocket after a valid handshake; extra holds the bytes after the request. */
+void vs_conn_upgrade(vs_conn_t *c, const char *accept_key, uint8_t *extra, size_t extra_len);
+/* Resumes reading (and replays held frames) once a pending register completed. */
+void vs_conn_resume(vs_conn_t *c);
+
+/* The flush check: writes every queued output, destroys doomed connections. */
+void vs_conn_flush_all(vs_server_t *s);
+/* Sends pings and drops connections that missed two. */
+void vs_conn_ping_all(vs_server_t *s);
+/* Drops handshakes and closing connections that have taken too long. */
+void vs_conn_sweep(vs_server_t *s, uint64_t handshake_ms, uint64_t closing_ms);
+/* Destroys a connection now; only at a safe point. */
+void vs_conn_destroy(vs_conn_t *c);
+
+#endif

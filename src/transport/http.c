@@ -1,0 +1,245 @@
+#include "transport/http.h"
+
+#include "common/alloc.h"
+#include "common/buf.h"
+#include "common/log.h"
+#include "core/metrics.h"
+#include "core/server_impl.h"
+#include "transport/conn.h"
+
+#include <http_parser.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/time.h>
+
+#define MAX_REQUEST_BYTES 8192
+
+enum hdr { H_NONE, H_HOST, H_UPGRADE, H_CONNECTION, H_KEY, H_VERSION };
+
+struct vs_http_req {
+    http_parser parser;
+    size_t total;
+    char url[512];
+    char field[32];
+    char upgrade[64], connection[128], key[64], version[8];
+    uint16_t url_len, field_len, lens[6];
+    uint8_t cur, in_value, done, overflow, has_host;
+};
+
+vs_http_req_t *vs_http_req_new(void)
+{
+    vs_http_req_t *r = vs_calloc(1, sizeof *r);
+    http_parser_init(&r->parser, HTTP_REQUEST);
+    return r;
+}
+
+void vs_http_req_free(vs_http_req_t *r)
+{
+    free(r);
+}
+
+static vs_http_req_t *req_of(http_parser *p)
+{
+    return ((vs_conn_t *)p->data)->http;
+}
+
+static int append(char *dst, uint16_t *len, size_t cap, const char *at, size_t n, uint8_t *ovf)
+{
+    if (*len + n >= cap) {
+        *ovf = 1;
+        return 0;
+    }
+    memcpy(dst + *len, at, n);
+    *len = (uint16_t)(*len + n);
+    dst[*len] = '\0';
+    return 0;
+}
+
+static int on_url(http_parser *p, const char *at, size_t n)
+{
+    vs_http_req_t *r = req_of(p);
+    return append(r->url, &r->url_len, sizeof r->url, at, n, &r->overflow);
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t n)
+{
+    vs_http_req_t *r = req_of(p);
+    if (r->in_value) {
+        r->in_value = 0;
+        r->field_len = 0;
+        r->field[0] = '\0';
+    }
+    uint8_t ignore = 0; /* a long field name is simply not one we care about */
+    append(r->field, &r->field_len, sizeof r->field, at, n, &ignore);
+    if (ignore)
+        r->field_len = sizeof r->field - 1;
+    return 0;
+}
+
+static enum hdr classify(const char *f)
+{
+    static const struct {
+        const char *name;
+        enum hdr h;
+    } known[] = {{"host", H_HOST},
+                 {"upgrade", H_UPGRADE},
+                 {"connection", H_CONNECTION},
+                 {"sec-websocket-key", H_KEY},
+                 {"sec-websocket-version", H_VERSION}};
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (strcasecmp(f, known[i].name) == 0)
+            return known[i].h;
+    return H_NONE;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t n)
+{
+    vs_http_req_t *r = req_of(p);
+    if (!r->in_value) {
+        r->in_value = 1;
+        r->cur = (uint8_t)classify(r->field);
+        if (r->cur == H_HOST)
+            r->has_host = 1;
+    }
+    switch (r->cur) {
+    case H_UPGRADE:
+        return append(r->upgrade, &r->lens[H_UPGRADE], sizeof r->upgrade, at, n, &r->overflow);
+    case H_CONNECTION:
+        return append(r->connection, &r->lens[H_CONNECTION], sizeof r->connection, at, n,
+                      &r->overflow);
+    case H_KEY:
+        return append(r->key, &r->lens[H_KEY], sizeof r->key, at, n, &r->overflow);
+    case H_VERSION:
+        return append(r->version, &r->lens[H_VERSION], sizeof r->version, at, n, &r->overflow);
+    default:
+        return 0;
+    }
+}
+
+static int on_message_complete(http_parser *p)
+{
+    req_of(p)->done = 1;
+    http_parser_pause(p, 1);
+    return 0;
+}
+
+static const http_parser_settings settings = {
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_message_complete = on_message_complete,
+};
+
+/* Does the comma-separated header value list contain token (case-insensitive)? */
+static int has_token(const char *list, const char *token)
+{
+    size_t tl = strlen(token);
+    const char *p = list;
+    while (*p) {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        const char *start = p;
+        while (*p && *p != ',')
+            p++;
+        const char *end = p;
+        while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
+            end--;
+        if ((size_t)(end - start) == tl && strncasecmp(start, token, tl) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+static void respond_json(vs_conn_t *c, int status, const char *extra, const char *body)
+{
+    vs_conn_http_respond(c, status, "application/json", extra, body, strlen(body));
+}
+
+static void serve_metrics(vs_conn_t *c)
+{
+    vs_server_t *s = c->srv;
+    vs_metrics_gauges_t g = {
+        .connections = s->active.n,
+        .online_users = vs_directory_online_count(s->dir),
+        .registered_users = s->registered_users,
+        .directory_entries = vs_directory_entry_count(s->dir),
+        .pending_registers = s->regq.n + s->regq.batch_n,
+    };
+    vs_buf_t out;
+    vs_buf_init(&out);
+    vs_metrics_render(&s->metrics, &g, s->start_time, &out);
+    vs_conn_http_respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, out.p, out.len);
+    vs_buf_deinit(&out);
+}
+
+static void upgrade(vs_conn_t *c, vs_http_req_t *r, uint8_t *rest, size_t rest_len)
+{
+    http_parser *p = &r->parser;
+    if (p->method != HTTP_GET || p->http_major != 1 || p->http_minor < 1 || !r->has_host ||
+        !has_token(r->upgrade, "websocket") || !has_token(r->connection, "upgrade")) {
+        respond_json(c, 400, NULL, "{\"error\":\"invalid WebSocket handshake\"}");
+        return;
+    }
+    if (strcmp(r->version, "13") != 0) {
+        respond_json(c, 426, "Sec-WebSocket-Version: 13\r\n",
+                     "{\"error\":\"unsupported WebSocket version\"}");
+        return;
+    }
+    char accept[VS_WS_ACCEPT_LEN + 1];
+    if (vs_ws_accept_key(r->key, r->lens[H_KEY], accept) != 0) {
+        respond_json(c, 400, NULL, "{\"error\":\"invalid Sec-WebSocket-Key\"}");
+        return;
+    }
+    vs_conn_upgrade(c, accept, rest, rest_len);
+}
+
+static void route(vs_conn_t *c, vs_http_req_t *r, uint8_t *rest, size_t rest_len)
+{
+    size_t plen = strcspn(r->url, "?#");
+    char path[sizeof r->url];
+    memcpy(path, r->url, plen);
+    path[plen] = '\0';
+    int get = r->parser.method == HTTP_GET || r->parser.method == HTTP_HEAD;
+
+    if (strcmp(path, "/") == 0 || strcmp(path, "/rtc") == 0) {
+        if (r->lens[H_UPGRADE] || r->parser.upgrade)
+            upgrade(c, r, rest, rest_len);
+        else
+            respond_json(c, 426, "Upgrade: websocket\r\n",
+                         "{\"error\":\"this endpoint speaks WebSocket only\"}");
+    } else if (strcmp(path, "/healthz") == 0) {
+        if (get)
+            respond_json(c, 200, NULL, "{\"status\":\"ok\"}");
+        else
+            respond_json(c, 405, "Allow: GET, HEAD\r\n", "{\"error\":\"method not allowed\"}");
+    } else if (strcmp(path, "/metrics") == 0) {
+        if (get)
+            serve_metrics(c);
+        else
+            respond_json(c, 405, "Allow: GET, HEAD\r\n", "{\"error\":\"method not allowed\"}");
+    } else {
+        respond_json(c, 404, NULL, "{\"error\":\"not found\"}");
+    }
+}
+
+void vs_http_feed(vs_conn_t *c, uint8_t *data, size_t len)
+{
+    vs_http_req_t *r = c->http;
+    r->parser.data = c;
+    size_t n = http_parser_execute(&r->parser, &settings, (const char *)data, len);
+    r->total += n;
+    if (r->overflow || r->total > MAX_REQUEST_BYTES) {
+        respond_json(c, 431, NULL, "{\"error\":\"request headers too large\"}");
+        return;
+    }
+    if (r->done) {
+        route(c, r, data + n, len - n);
+        return;
+    }
+    enum http_errno e = HTTP_PARSER_ERRNO(&r->parser);
+    if (e != HPE_OK) {
+        VS_LOG(VS_LOG_DEBUG, "http_bad_request", "error", "%s", http_errno_name(e), NULL);
+        respond_json(c, 400, NULL, "{\"error\":\"malformed HTTP request\"}");
+    }
+}

@@ -1,0 +1,10 @@
+/* fuzz.h: the libFuzzer entry point every tests/fuzz/fuzz_*.c defines. */
+#ifndef VS_TESTS_FUZZ_H
+#define VS_TESTS_FUZZ_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#endif

@@ -1,0 +1,1242 @@
+/* test_ws.c: RFC 6455 framing (transport/ws.c), with hand-built client frames. */
+#include "common/error.h"
+#include "transport/ws.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+/* ---- building client frames ---- */
+
+struct buf {
+    uint8_t *p;
+    size_t len, cap;
+};
+
+static void buf_put(struct buf *b, const void *data, size_t n)
+{
+    if (b->len + n > b->cap) {
+        b->cap = (b->len + n) * 2 + 64;
+        b->p = realloc(b->p, b->cap);
+        assert_non_null(b->p);
+    }
+    if (n)
+        memcpy(b->p + b->len, data, n);
+    b->len += n;
+}
+
+static void buf_free(struct buf *b)
+{
+    free(b->p);
+    memset(b, 0, sizeof *b);
+}
+
+static uint32_t rng_state = 0x9E3779B9u;
+
+static uint32_t rng(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 17;
+    rng_state ^= rng_state << 5;
+    return rng_state;
+}
+
+enum { LEN_MIN = 0, LEN_16 = 16, LEN_64 = 64, UNMASKED = 1 << 8 };
+
+/* Appends a client frame: b0 is FIN|RSV|opcode; declared is the length written in the header
+ * (normally len, the payload bytes actually appended); flags pick the length encoding
+ * (LEN_16/LEN_64 force a non-minimal one) and UNMASKED. The key is random and non-zero. */
+static void frame_raw(struct buf *b, uint8_t b0, const void *payload, size_t len, uint64_t declared,
+                      int flags)
+{
+    uint8_t h[14];
+    size_t n = 0;
+    int form = flags & 0xFF;
+    uint8_t mbit = (flags & UNMASKED) ? 0 : 0x80;
+    h[n++] = b0;
+    if (form == LEN_MIN && declared < 126) {
+        h[n++] = mbit | (uint8_t)declared;
+    } else if (form == LEN_16 || (form == LEN_MIN && declared <= 0xFFFF)) {
+        h[n++] = mbit | 126;
+        h[n++] = (uint8_t)(declared >> 8);
+        h[n++] = (uint8_t)declared;
+    } else {
+        h[n++] = mbit | 127;
+        for (int i = 0; i < 8; i++)
+            h[n++] = (uint8_t)(declared >> (56 - 8 * i));
+    }
+    uint8_t key[4] = {0, 0, 0, 0};
+    if (mbit) {
+        uint32_t k = rng() | 0x01010101u;
+        memcpy(key, &k, 4);
+        memcpy(h + n, key, 4);
+        n += 4;
+    }
+    buf_put(b, h, n);
+    size_t at = b->len;
+    buf_put(b, payload, len);
+    for (size_t i = 0; i < len; i++)
+        b->p[at + i] ^= key[i & 3];
+}
+
+static void frame(struct buf *b, uint8_t b0, const void *payload, size_t len)
+{
+    frame_raw(b, b0, payload, len, len, LEN_MIN);
+}
+
+static void frame_str(struct buf *b, uint8_t b0, const char *s)
+{
+    frame(b, b0, s, strlen(s));
+}
+
+static void close_frame(struct buf *b, uint16_t code, const char *reason)
+{
+    uint8_t pl[125] = {(uint8_t)(code >> 8), (uint8_t)code};
+    size_t n = strlen(reason);
+    memcpy(pl + 2, reason, n);
+    frame(b, 0x88, pl, 2 + n);
+}
+
+/* ---- recording callbacks ---- */
+
+enum { EV_MSG = 1, EV_PING, EV_PONG, EV_CLOSE };
+
+struct event {
+    int kind;
+    int op;        /* opcode for messages, close code for close */
+    uint8_t *data; /* a copy */
+    size_t len;
+    const uint8_t *ptr; /* where the parser delivered it from */
+};
+
+struct rec {
+    struct event ev[2048];
+    size_t n;
+    size_t stop_at; /* event index whose callback returns stop_rc; 0 = never */
+    int stop_rc;
+};
+
+static int record(struct rec *r, int kind, int op, const uint8_t *data, size_t len)
+{
+    assert_true(r->n < sizeof r->ev / sizeof r->ev[0]);
+    assert_non_null(data);
+    struct event *e = &r->ev[r->n++];
+    e->kind = kind;
+    e->op = op;
+    e->len = len;
+    e->ptr = data;
+    e->data = malloc(len + 1);
+    memcpy(e->data, data, len);
+    return r->stop_at && r->n == r->stop_at ? r->stop_rc : 0;
+}
+
+static int on_message(void *ud, int opcode, uint8_t *data, size_t len)
+{
+    return record(ud, EV_MSG, opcode, data, len);
+}
+
+static int on_ping(void *ud, const uint8_t *data, size_t len)
+{
+    return record(ud, EV_PING, 0, data, len);
+}
+
+static int on_pong(void *ud, const uint8_t *data, size_t len)
+{
+    return record(ud, EV_PONG, 0, data, len);
+}
+
+static int on_close(void *ud, uint16_t code, const uint8_t *reason, size_t len)
+{
+    return record(ud, EV_CLOSE, code, reason, len);
+}
+
+static const vs_ws_callbacks_t cbs = {on_message, on_ping, on_pong, on_close};
+
+static void rec_reset(struct rec *r)
+{
+    for (size_t i = 0; i < r->n; i++)
+        free(r->ev[i].data);
+    r->n = 0;
+    r->stop_at = 0;
+}
+
+static void assert_event(const struct rec *r, size_t i, int kind, int op, const void *data,
+                         size_t len)
+{
+    assert_true(i < r->n);
+    assert_int_equal(r->ev[i].kind, kind);
+    assert_int_equal(r->ev[i].op, op);
+    assert_int_equal(r->ev[i].len, len);
+    if (len)
+        assert_memory_equal(r->ev[i].data, data, len);
+}
+
+static void assert_same_events(const struct rec *a, const struct rec *b)
+{
+    assert_int_equal(a->n, b->n);
+    for (size_t i = 0; i < a->n; i++)
+        assert_event(b, i, a->ev[i].kind, a->ev[i].op, a->ev[i].data, a->ev[i].len);
+}
+
+/* Feeds data[0..len) as one chunk, copied to an exact-size heap buffer so ASan catches any
+ * read past the chunk. */
+static int feed(vs_ws_parser_t *p, const uint8_t *data, size_t len, struct rec *r)
+{
+    uint8_t *chunk = malloc(len ? len : 1);
+    if (len)
+        memcpy(chunk, data, len);
+    int rc = vs_ws_parse(p, chunk, len, &cbs, r);
+    free(chunk);
+    return rc;
+}
+
+/* Feeds b in chunks of the given sizes (cycled), stopping at the first non-zero return. */
+static int feed_chunked(vs_ws_parser_t *p, const struct buf *b, const size_t *sizes,
+                        size_t nsizes, struct rec *r)
+{
+    size_t off = 0, k = 0;
+    while (off < b->len) {
+        size_t n = sizes[k++ % nsizes];
+        if (n > b->len - off)
+            n = b->len - off;
+        int rc = feed(p, b->p + off, n, r);
+        if (rc)
+            return rc;
+        off += n;
+    }
+    return 0;
+}
+
+/* Parses b whole and byte by byte; both must fail with err/code after `before` events, hold
+ * no heap afterwards, and refuse further input with the same error. */
+static void expect_violation(const struct buf *b, size_t max, int err, uint16_t code,
+                             size_t before)
+{
+    static const size_t whole[] = {SIZE_MAX}, bytes[] = {1};
+    const size_t *plans[] = {whole, bytes};
+    for (int k = 0; k < 2; k++) {
+        vs_ws_parser_t p;
+        struct rec r = {0};
+        vs_ws_parser_init(&p, max);
+        assert_int_equal(vs_ws_parser_close_code(&p), 0);
+        assert_int_equal(feed_chunked(&p, b, plans[k], 1, &r), err);
+        assert_int_equal(vs_ws_parser_close_code(&p), code);
+        assert_int_equal(r.n, before);
+        assert_int_equal(vs_ws_parser_buffered(&p), 0);
+        struct buf ok = {0};
+        frame_str(&ok, 0x81, "ok");
+        assert_int_equal(feed(&p, ok.p, ok.len, &r), err);
+        assert_int_equal(r.n, before);
+        buf_free(&ok);
+        rec_reset(&r);
+        vs_ws_parser_deinit(&p);
+    }
+}
+
+static void expect_proto(const struct buf *b, size_t before)
+{
+    expect_violation(b, 1 << 20, VS_EPROTO, 1002, before);
+}
+
+/* ---- handshake, encoders, UTF-8 ---- */
+
+static void test_parser_size(void **state)
+{
+    (void)state;
+    printf("sizeof(vs_ws_parser_t) = %zu\n", sizeof(vs_ws_parser_t));
+    assert_true(sizeof(vs_ws_parser_t) <= 64);
+}
+
+static void test_accept_key(void **state)
+{
+    (void)state;
+    char out[29];
+    const char *key = "dGhlIHNhbXBsZSBub25jZQ==";
+    assert_int_equal(vs_ws_accept_key(key, strlen(key), out), 0);
+    assert_string_equal(out, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+    key = "x3JJHMbDL1EzLkh9GBhXDw==";
+    assert_int_equal(vs_ws_accept_key(key, strlen(key), out), 0);
+    assert_string_equal(out, "HSmrc0sMlYUkAGmm5OPpG2HaGWk=");
+    /* key_len bounds the key: no NUL needed after it. */
+    assert_int_equal(vs_ws_accept_key("dGhlIHNhbXBsZSBub25jZQ==trailing", 24, out), 0);
+    assert_string_equal(out, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+
+    static const char *bad[] = {
+        "",
+        "dGhlIHNhbXBsZSBub25jZQ=",   /* 23 chars */
+        "dGhlIHNhbXBsZSBub25jZQ===", /* 25 chars */
+        "dGhlIHNhbXBsZSBub25jZQAA",  /* 18 bytes, no padding */
+        "dGhlIHNhbXBsZSBub25jZ===",  /* 15 bytes and a half */
+        "dGhlIHNhbXBsZSBub25jZR==",  /* non-canonical trailing bits */
+        "dGhlIHNhbXBsZSBub25jZ-==",  /* base64url digit */
+        "dGhlIHNhbXBsZSB*b25jZQ==",
+        "dGhlIHNhbXBsZSB ub25jZQ==",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        memset(out, 'x', sizeof out);
+        assert_int_equal(vs_ws_accept_key(bad[i], strlen(bad[i]), out), VS_EINVAL);
+        assert_int_equal(out[0], '\0');
+    }
+    assert_int_equal(vs_ws_accept_key("dGhlIHNhbXBs\0SBub25jZQ==", 24, out), VS_EINVAL);
+    assert_int_equal(vs_ws_accept_key(NULL, 24, out), VS_EINVAL);
+}
+
+static void test_frame_header(void **state)
+{
+    (void)state;
+    uint8_t h[VS_WS_MAX_HEADER];
+    assert_int_equal(vs_ws_frame_header(h, VS_WS_OP_TEXT, 0), 2);
+    assert_memory_equal(h, "\x81\x00", 2);
+    assert_int_equal(vs_ws_frame_header(h, VS_WS_OP_BINARY, 125), 2);
+    assert_memory_equal(h, "\x82\x7d", 2);
+    assert_int_equal(vs_ws_frame_header(h, VS_WS_OP_TEXT, 126), 4);
+    assert_memory_equal(h, "\x81\x7e\x00\x7e", 4);
+    assert_int_equal(vs_ws_frame_header(h, VS_WS_OP_PONG, 65535), 4);
+    assert_memory_equal(h, "\x8a\x7e\xff\xff", 4);
+    assert_int_equal(vs_ws_frame_header(h, VS_WS_OP_BINARY, 65536), 10);
+    assert_memory_equal(h, "\x82\x7f\x00\x00\x00\x00\x00\x01\x00\x00", 10);
+    assert_int_equal(vs_ws_frame_header(h, VS_WS_OP_CLOSE, 0x123456789aULL), 10);
+    assert_memory_equal(h, "\x88\x7f\x00\x00\x00\x12\x34\x56\x78\x9a", 10);
+}
+
+static void test_close_payload(void **state)
+{
+    (void)state;
+    uint8_t out[VS_WS_MAX_CONTROL];
+    assert_int_equal(vs_ws_close_payload(out, 1000, NULL), 2);
+    assert_memory_equal(out, "\x03\xe8", 2);
+    assert_int_equal(vs_ws_close_payload(out, 1009, "too big"), 9);
+    assert_memory_equal(out, "\x03\xf1too big", 9);
+    assert_int_equal(vs_ws_close_payload(out, 4999, ""), 2);
+    assert_memory_equal(out, "\x13\x87", 2);
+    assert_int_equal(vs_ws_close_payload(out, 0, "ignored"), 0);
+
+    char reason[300];
+    memset(reason, 'a', 123);
+    reason[123] = '\0';
+    assert_int_equal(vs_ws_close_payload(out, 1001, reason), 125);
+    memset(reason, 'b', 200);
+    reason[200] = '\0';
+    assert_int_equal(vs_ws_close_payload(out, 1001, reason), 125);
+    assert_memory_equal(out + 2, reason, 123);
+
+    /* A 2-, 3- or 4-byte sequence straddling byte 123 is dropped whole. */
+    static const char *seqs[] = {"\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80"};
+    for (size_t s = 0; s < 3; s++) {
+        size_t sl = strlen(seqs[s]);
+        for (size_t start = 123 - sl; start <= 123; start++) {
+            memset(reason, 'x', start);
+            memcpy(reason + start, seqs[s], sl);
+            strcpy(reason + start + sl, "tail");
+            size_t n = vs_ws_close_payload(out, 1000, reason);
+            size_t expect = start + sl <= 123 ? start + sl : start;
+            assert_int_equal(n, 2 + expect);
+            assert_memory_equal(out + 2, reason, expect);
+            assert_true(vs_utf8_valid(out + 2, n - 2));
+        }
+    }
+}
+
+/* An independent decode-then-check oracle for vs_utf8_valid. */
+static int ref_utf8_valid(const uint8_t *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        uint32_t c = s[i], min;
+        size_t k;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if ((c & 0xE0) == 0xC0) {
+            k = 1, c &= 0x1F, min = 0x80;
+        } else if ((c & 0xF0) == 0xE0) {
+            k = 2, c &= 0x0F, min = 0x800;
+        } else if ((c & 0xF8) == 0xF0) {
+            k = 3, c &= 0x07, min = 0x10000;
+        } else {
+            return 0;
+        }
+        if (n - i - 1 < k)
+            return 0;
+        for (size_t j = 1; j <= k; j++) {
+            if ((s[i + j] & 0xC0) != 0x80)
+                return 0;
+            c = c << 6 | (s[i + j] & 0x3F);
+        }
+        if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF))
+            return 0;
+        i += k + 1;
+    }
+    return 1;
+}
+
+#define U(s) (const uint8_t *)(s), sizeof(s) - 1
+
+static const struct {
+    const uint8_t *s;
+    size_t len;
+} utf8_good[] = {
+    {U("")},
+    {U("plain ASCII, long enough to take the word-at-a-time path")},
+    {U("\x00\x7f")},
+    {U("\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5")}, /* Kuhn 1: kosme */
+    {U("\xc2\x80")},                                     /* 2.1 first of each length */
+    {U("\xe0\xa0\x80")},
+    {U("\xf0\x90\x80\x80")},
+    {U("\xdf\xbf")}, /* 2.2 last of each length (up to U+10FFFF) */
+    {U("\xef\xbf\xbf")},
+    {U("\xf4\x8f\xbf\xbf")},
+    {U("\xed\x9f\xbf")}, /* 2.3 other boundaries: U+D7FF, U+E000, U+FFFD */
+    {U("\xee\x80\x80")},
+    {U("\xef\xbf\xbd")},
+    {U("\xef\xbf\xbe")}, /* 5.3 noncharacters are valid UTF-8 */
+    {U("ASCII then \xe2\x82\xac and \xf0\x9f\x98\x80 and more ASCII text here")},
+};
+
+static const struct {
+    const uint8_t *s;
+    size_t len;
+} utf8_bad[] = {
+    {U("\x80")}, /* 3.1 unexpected continuation bytes */
+    {U("\xbf")},
+    {U("\x80\xbf\x80")},
+    {U("abc\x80")},
+    {U("\xc0 ")}, /* 3.2 lonely start bytes */
+    {U("\xe0 ")},
+    {U("\xf0 ")},
+    {U("\xf8 ")},
+    {U("\xfc ")},
+    {U("\xc2")}, /* 3.3 sequences with the last byte missing */
+    {U("\xe0\xa0")},
+    {U("\xf0\x90\x80")},
+    {U("\xdf")},
+    {U("\xef\xbf")},
+    {U("\xf4\x8f\xbf")},
+    {U("\xe2\x82 more text")},
+    {U("\xc2\xe0\xa0\xf0\x90\x80")}, /* 3.4 concatenated incomplete */
+    {U("\xfe")},                     /* 3.5 impossible bytes */
+    {U("\xff")},
+    {U("\xfe\xfe\xff\xff")},
+    {U("\xc0\xaf")}, /* 4.1 overlong '/' */
+    {U("\xe0\x80\xaf")},
+    {U("\xf0\x80\x80\xaf")},
+    {U("\xf8\x80\x80\x80\xaf")},
+    {U("\xfc\x80\x80\x80\x80\xaf")},
+    {U("\xc1\xbf")}, /* 4.2 maximum overlongs */
+    {U("\xe0\x9f\xbf")},
+    {U("\xf0\x8f\xbf\xbf")},
+    {U("\xc0\x80")}, /* 4.3 overlong NUL */
+    {U("\xe0\x80\x80")},
+    {U("\xf0\x80\x80\x80")},
+    {U("\xed\xa0\x80")}, /* 5.1 single surrogates */
+    {U("\xed\xad\xbf")},
+    {U("\xed\xae\x80")},
+    {U("\xed\xaf\xbf")},
+    {U("\xed\xb0\x80")},
+    {U("\xed\xbe\x80")},
+    {U("\xed\xbf\xbf")},
+    {U("\xed\xa0\x80\xed\xb0\x80")}, /* 5.2 paired surrogates */
+    {U("\xed\xaf\xbf\xed\xbf\xbf")},
+    {U("\xf4\x90\x80\x80")}, /* beyond U+10FFFF */
+    {U("\xf5\x80\x80\x80")},
+    {U("\xf7\xbf\xbf\xbf")},
+    {U("\xf8\x88\x80\x80\x80")},
+    {U("\xfc\x84\x80\x80\x80\x80")},
+    {U("\xe2\x28\xa1")}, /* continuation replaced by ASCII */
+};
+
+static void test_utf8_kuhn(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof utf8_good / sizeof utf8_good[0]; i++) {
+        assert_int_equal(vs_utf8_valid(utf8_good[i].s, utf8_good[i].len), 1);
+        assert_int_equal(ref_utf8_valid(utf8_good[i].s, utf8_good[i].len), 1);
+    }
+    for (size_t i = 0; i < sizeof utf8_bad / sizeof utf8_bad[0]; i++) {
+        assert_int_equal(vs_utf8_valid(utf8_bad[i].s, utf8_bad[i].len), 0);
+        assert_int_equal(ref_utf8_valid(utf8_bad[i].s, utf8_bad[i].len), 0);
+    }
+    /* Every byte that can never appear: C0, C1, F5-FF, alone and followed by continuations. */
+    for (int b = 0; b < 256; b++) {
+        uint8_t s[4] = {(uint8_t)b, 0x80, 0x80, 0x80};
+        int never = b == 0xC0 || b == 0xC1 || b >= 0xF5;
+        if (never) {
+            for (size_t n = 1; n <= 4; n++)
+                assert_int_equal(vs_utf8_valid(s, n), 0);
+        }
+        /* Placed after 15 ASCII bytes, a bad byte must not be skipped by the word loop. */
+        uint8_t t[16];
+        memset(t, 'a', 15);
+        t[15] = (uint8_t)b;
+        assert_int_equal(vs_utf8_valid(t, 16), b < 0x80);
+    }
+}
+
+static void test_utf8_exhaustive(void **state)
+{
+    (void)state;
+    uint8_t s[4];
+    for (uint32_t v = 0; v < (1u << 24); v++) {
+        s[0] = (uint8_t)(v >> 16), s[1] = (uint8_t)(v >> 8), s[2] = (uint8_t)v;
+        if (vs_utf8_valid(s, 3) != ref_utf8_valid(s, 3))
+            fail_msg("3-byte %02x %02x %02x", s[0], s[1], s[2]);
+        if (v < 65536 && vs_utf8_valid(s + 1, 2) != ref_utf8_valid(s + 1, 2))
+            fail_msg("2-byte %02x %02x", s[1], s[2]);
+    }
+    static const uint8_t last[] = {0x00, 0x7f, 0x80, 0x8f, 0x90, 0xbf, 0xc0, 0xff};
+    for (uint32_t lead = 0xE0; lead <= 0xFF; lead++) {
+        for (uint32_t v = 0; v < 65536; v++) {
+            for (size_t k = 0; k < sizeof last; k++) {
+                s[0] = (uint8_t)lead, s[1] = (uint8_t)(v >> 8), s[2] = (uint8_t)v, s[3] = last[k];
+                if (vs_utf8_valid(s, 4) != ref_utf8_valid(s, 4))
+                    fail_msg("4-byte %02x %02x %02x %02x", s[0], s[1], s[2], s[3]);
+            }
+        }
+    }
+}
+
+/* ---- the parser: deliveries ---- */
+
+static void test_single_frames(void **state)
+{
+    (void)state;
+    vs_ws_parser_t p;
+    struct rec r = {0};
+    struct buf b = {0};
+    uint8_t big[70000];
+    for (size_t i = 0; i < sizeof big; i++)
+        big[i] = (uint8_t)(i * 7 + 3);
+    frame_str(&b, 0x81, "hello");
+    frame(&b, 0x82, big, 200);    /* 16-bit length */
+    frame(&b, 0x82, big, 65535);  /* largest 16-bit length */
+    frame(&b, 0x82, big, 70000);  /* 64-bit length */
+    frame(&b, 0x82, "\xff\xfe", 2); /* binary is not UTF-8 checked */
+    frame_str(&b, 0x89, "ping!");
+    frame_str(&b, 0x8A, "pong!");
+    frame(&b, 0x89, big, 125);
+    close_frame(&b, 1000, "bye");
+    vs_ws_parser_init(&p, 70000);
+    assert_int_equal(feed(&p, b.p, b.len, &r), 0);
+    assert_int_equal(r.n, 9);
+    assert_event(&r, 0, EV_MSG, VS_WS_OP_TEXT, "hello", 5);
+    assert_event(&r, 1, EV_MSG, VS_WS_OP_BINARY, big, 200);
+    assert_event(&r, 2, EV_MSG, VS_WS_OP_BINARY, big, 65535);
+    assert_event(&r, 3, EV_MSG, VS_WS_OP_BINARY, big, 70000);
+    assert_event(&r, 4, EV_MSG, VS_WS_OP_BINARY, "\xff\xfe", 2);
+    assert_event(&r, 5, EV_PING, 0, "ping!", 5);
+    assert_event(&r, 6, EV_PONG, 0, "pong!", 5);
+    assert_event(&r, 7, EV_PING, 0, big, 125);
+    assert_event(&r, 8, EV_CLOSE, 1000, "bye", 3);
+    assert_int_equal(vs_ws_parser_close_code(&p), 0);
+    vs_ws_parser_deinit(&p);
+    rec_reset(&r);
+    buf_free(&b);
+}
+
+static void test_zero_length_frames(void **state)
+{
+    (void)state;
+    vs_ws_parser_t p;
+    struct rec r = {0};
+    struct buf b = {0};
+    frame(&b, 0x81, "", 0);
+    frame(&b, 0x82, "", 0);
+    frame(&b, 0x89, "", 0);
+    frame(&b, 0x8A, "", 0);
+    frame(&b, 0x01, "", 0); /* fragmented text: empty first, middle and last */
+    frame(&b, 0x00, "", 0);
+    frame(&b, 0x80, "", 0);
+    frame(&b, 0x02, "", 0); /* fragmented binary with an empty middle */
+    frame_str(&b, 0x00, "ab");
+    frame(&b, 0x00, "", 0);
+    frame_str(&b, 0x80, "c");
+    frame(&b, 0x88, "", 0); /* close without status */
+    vs_ws_parser_init(&p, 0); /* only empty messages fit... */
+    assert_int_equal(feed(&p, b.p, 5 * 6, &r), 0);
+    vs_ws_parser_init(&p, 3); /* ...then room for the fragmented binary */
+    assert_int_equal(feed(&p, b.p + 30, b.len - 30, &r), 0);
+    assert_int_equal(r.n, 7);
+    assert_event(&r, 0, EV_MSG, VS_WS_OP_TEXT, "", 0);
+    assert_event(&r, 1, EV_MSG, VS_WS_OP_BINARY, "", 0);
+    assert_event(&r, 2, EV_PING, 0, "", 0);
+    assert_event(&r, 3, EV_PONG, 0, "", 0);
+    assert_event(&r, 4, EV_MSG, VS_WS_OP_TEXT, "", 0);
+    assert_event(&r, 5, EV_MSG, VS_WS_OP_BINARY, "abc", 3);
+    assert_event(&r, 6, EV_CLOSE, 1005, "", 0);
+    assert_int_equal(vs_ws_parser_buffered(&p), 0);
+    vs_ws_parser_deinit(&p);
+    rec_reset(&r);
+    buf_free(&b);
+}
+
+static void test_fragmented_with_interleaved_control(void **state)
+{
+    (void)state;
+    vs_ws_parser_t p;
+    struct rec r = {0};
+    struct buf b = {0};
+    frame_str(&b, 0x01, "Hel");
+    frame_str(&b, 0x89, "p1");
+    frame_str(&b, 0x00, "lo, w\xc3"); /* é split across fragments */
+    frame_str(&b, 0x8A, "p2");
+    frame_str(&b, 0x89, "");
+    frame_str(&b, 0x80, "\xa9rld");
+    frame_str(&b, 0x02, "bin"); /* a new message may start once the last ended */
+    frame_str(&b, 0x80, "ary");
+    vs_ws_parser_init(&p, 1024);
+    assert_int_equal(feed(&p, b.p, b.len, &r), 0);
+    assert_int_equal(r.n, 5);
+    assert_event(&r, 0, EV_PING, 0, "p1", 2);
+    assert_event(&r, 1, EV_PONG, 0, "p2", 2);
+    assert_event(&r, 2, EV_PING, 0, "", 0);
+    assert_event(&r, 3, EV_MSG, VS_WS_OP_TEXT, "Hello, w\xc3\xa9rld", 13);
+    assert_event(&r, 4, EV_MSG, VS_WS_OP_BINARY, "binary", 6);
+    assert_int_equal(vs_ws_parser_buffered(&p), 0);
+    vs_ws_parser_deinit(&p);
+    rec_reset(&r);
+    buf_free(&b);
+}
+
+static void test_many_frames_one_chunk(void **state)
+{
+    (void)state;
+    vs_ws_parser_t p;
+    struct rec r = {0};
+    struct buf b = {0};
+    char s[32];
+    for (int i = 0; i < 2000; i++) {
+        snprintf(s, sizeof s, "message %d", i);
+        frame_str(&b, i % 3 == 2 ? 0x89 : (i % 3 ? 0x82 : 0x81), s);
+    }
+    vs_ws_parser_init(&p, 64);
+    assert_int_equal(feed(&p, b.p, b.len, &r), 0);
+    assert_int_equal(r.n, 2000);
+    for (int i = 0; i < 2000; i++) {
+        snprintf(s, sizeof s, "message %d", i);
+        if (i % 3 == 2)
+            assert_event(&r, (size_t)i, EV_PING, 0, s, strlen(s));
+        else
+            assert_event(&r, (size_t)i, EV_MSG, i % 3 ? 2 : 1, s, strlen(s));
+    }
+    vs_ws_parser_deinit(&p);
+    rec_reset(&r);
+    buf_free(&b);
+}
+
+/* Whole frames are delivered from the caller's buffer, unmasked in place, and no heap is held
+ * unless a payload is actually split. */
+static void test_zero_copy_and_heap(void **state)
+{
+    (void)state;
+    vs_ws_parser_t p;
+    struct rec r = {0};
+    struct buf b = {0};
+    frame_str(&b, 0x81, "first");
+    frame_str(&b, 0x89, "ping");
+    frame_str(&b, 0x82, "second");
+    uint8_t *chunk = malloc(b.len);
+    memcpy(chunk, b.p, b.len);
+    vs_ws_parser_init(&p, 100);
+    assert_int_equal(vs_ws_parse(&p, chunk, b.len, &cbs, &r), 0);
+    assert_int_equal(r.n, 3);
+    assert_ptr_equal(r.ev[0].ptr, chunk + 6);
+    assert_memory_equal(chunk + 6, "first", 5);
+    assert_ptr_equal(r.ev[1].ptr, chunk + 11 + 6);
+    assert_ptr_equal(r.ev[2].ptr, chunk + 21 + 6);
+    assert_int_equal(vs_ws_parser_buffered(&p), 0);
+    free(chunk);
+    rec_reset(&r);
+
+    /* Header split, or ending its chunk: the payload is still delivered in place. */
+    buf_free(&b);
+    frame_str(&b, 0x81, "payload");
+    for (size_t cut = 1; cut <= 6; cut++) {
+        uint8_t *c1 = malloc(cut), *c2 = malloc(b.len - cut);
+        memcpy(c1, b.p, cut);
+        memcpy(c2, b.p + cut, b.len - cut);
+        assert_int_equal(vs_ws_parse(&p, c1, cut, &cbs, &r), 0);
+        assert_int_equal(vs_ws_parser_buffered(&p), 0);
+        assert_int_equal(r.n, 0);
+        assert_int_equal(vs_ws_parse(&p, c2, b.len - cut, &cbs, &r), 0);
+        assert_int_equal(r.n, 1);
+        assert_ptr_equal(r.ev[0].ptr, c2 + (6 - cut));
+        assert_event(&r, 0, EV_MSG, VS_WS_OP_TEXT, "payload", 7);
+        free(c1);
+        free(c2);
+        rec_reset(&r);
+    }
+
+    /* A split payload is buffered, then released on delivery. */
+    assert_int_equal(feed(&p, b.p, 8, &r), 0);
+    assert_int_equal(vs_ws_parser_buffered(&p), 7);
+    assert_int_equal(feed(&p, b.p + 8, b.len - 8, &r), 0);
+    assert_event(&r, 0, EV_MSG, VS_WS_OP_TEXT, "payload", 7);
+    assert_int_equal(vs_ws_parser_buffered(&p), 0);
+    rec_reset(&r);
+
+    /* A split control frame too. */
+    buf_free(&b);
+    frame_str(&b, 0x89, "ping payload");
+    assert_int_equal(feed(&p, b.p, 9, &r), 0);
+    assert_true(vs_ws_parser_buffered(&p) > 0);
+    assert_int_equal(feed(&p, b.p + 9, b.len - 9, &r), 0);
+    assert_event(&r, 0, EV_PING, 0, "ping payload", 12);
+    assert_int_equal(vs_ws_parser_buffered(&p), 0);
+    rec_reset(&r);
+
+    /* A fragmented message holds heap until its last fragment, even when each fragment
+       arrives whole. */
+    buf_free(&b);
+    frame_str(&b, 0x01, "frag");
+    assert_int_equal(feed(&p, b.p, b.len, &r), 0);
+    assert_true(vs_ws_parser_buffered(&p) >= 4);
+    buf_free(&b);
+    frame_str(&b, 0x80, "ment");
+    assert_int_equal(feed(&p, b.p, b.len, &r), 0);
+    assert_event(&r, 0, EV_MSG, VS_WS_OP_TEXT, "fragment", 8);
+    assert_int_equal(vs_ws_parser_buffered(&p), 0);
+
+    /* deinit frees what a split frame holds (ASan would report a leak) and refuses input. */
+    buf_free(&b);
+    frame_str(&b, 0x82, "unfinished");
+    assert_int_equal(feed(&p, b.p, 9, &r), 0);
+    assert_true(vs_ws_parser_buffered(&p) > 0);
+    vs_ws_parser_deinit(&p);
+    assert_int_equal(vs_ws_parser_buffered(&p), 0);
+    assert_int_equal(feed(&p, b.p, b.len, &r), VS_ECLOSED);
+    vs_ws_parser_deinit(&p);
+    rec_reset(&r);
+    buf_free(&b);
+}
+
+/* A stream mixing every kind of frame, and the events it must produce. */
+static void build_mixed_stream(struct buf *b, int with_big)
+{
+    static uint8_t big[70000];
+    for (size_t i = 0; i < sizeof big; i++)
+        big[i] = (uint8_t)(i ^ (i >> 8));
+    frame_str(b, 0x81, "hello");
+    frame(b, 0x82, big, 300);
+    frame_str(b, 0x89, "p1");
+    frame_str(b, 0x01, "h\xc3");
+    frame_str(b, 0x8A, "pong");
+    frame_str(b, 0x00, "\xa9llo \xe2");
+    frame(b, 0x00, "", 0);
+    frame_str(b, 0x89, "");
+    frame_str(b, 0x00, "\x82");
+    frame_str(b, 0x80, "\xac \xf0\x9f\x98\x80!");
+    if (with_big)
+        frame(b, 0x82, big, sizeof big);
+    frame(b, 0x81, "", 0);
+    frame(b, 0x82, "", 0);
+    frame(b, 0x8A, "", 0);
+    frame(b, 0x02, "", 0);
+    frame(b, 0x00, big, 130);
+    frame(b, 0x80, big + 130, 20);
+    frame_str(b, 0x81, "unicode \xf4\x8f\xbf\xbf end");
+    close_frame(b, 4000, "going \xe2\x82\xac");
+    frame_str(b, 0x81, "never delivered");
+}
+
+static void test_chunking_invariance(void **state)
+{
+    (void)state;
+    vs_ws_parser_t p;
+    struct rec ref = {0}, r = {0};
+    struct buf b = {0};
+    build_mixed_stream(&b, 1);
+    vs_ws_parser_init(&p, 70000);
+    assert_int_equal(feed(&p, b.p, b.len, &ref), 0);
+    vs_ws_parser_deinit(&p);
+    assert_int_equal(ref.n, 14);
+    assert_event(&ref, 3, EV_MSG, VS_WS_OP_TEXT, "h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80!",
+                 16);
+    assert_event(&ref, 13, EV_CLOSE, 4000, "going \xe2\x82\xac", 9);
+
+    static const size_t one[] = {1}, odd[] = {3, 1, 7, 2, 13, 5}, big[] = {65536, 17, 4096};
+    const size_t *plans[] = {one, odd, big};
+    const size_t nplans[] = {1, 6, 3};
+    for (int k = 0; k < 3; k++) {
+        vs_ws_parser_init(&p, 70000);
+        assert_int_equal(feed_chunked(&p, &b, plans[k], nplans[k], &r), 0);
+        assert_same_events(&ref, &r);
+        assert_int_equal(vs_ws_parser_buffered(&p), 0);
+        vs_ws_parser_deinit(&p);
+        rec_reset(&r);
+    }
+    for (int iter = 0; iter < 200; iter++) {
+        size_t sizes[16];
+        for (int i = 0; i < 16; i++)
+            sizes[i] = 1 + rng() % (iter % 2 ? 40 : 9000);
+        vs_ws_parser_init(&p, 70000);
+        assert_int_equal(feed_chunked(&p, &b, sizes, 16, &r), 0);
+        assert_same_events(&ref, &r);
+        vs_ws_parser_deinit(&p);
+        rec_reset(&r);
+    }
+    rec_reset(&ref);
+    buf_free(&b);
+
+    /* Every split point into two chunks (and into three around each). */
+    build_mixed_stream(&b, 0);
+    vs_ws_parser_init(&p, 70000);
+    assert_int_equal(feed(&p, b.p, b.len, &ref), 0);
+    vs_ws_parser_deinit(&p);
+    for (size_t cut = 0; cut <= b.len; cut++) {
+        for (size_t second = 0; second < 3 && cut + second <= b.len; second++) {
+            vs_ws_parser_init(&p, 70000);
+            assert_int_equal(feed(&p, b.p, cut, &r), 0);
+            assert_int_equal(feed(&p, b.p + cut, second, &r), 0);
+            assert_int_equal(feed(&p, b.p + cut + second, b.len - cut - second, &r), 0);
+            assert_same_events(&ref, &r);
+            vs_ws_parser_deinit(&p);
+            rec_reset(&r);
+        }
+    }
+    rec_reset(&ref);
+    buf_free(&b);
+}
+
+/* ---- the parser: violations ---- */
+
+static void test_unmasked(void **state)
+{
+    (void)state;
+    static const uint8_t ops[] = {0x81, 0x82, 0x89, 0x8A, 0x88};
+    for (size_t i = 0; i < sizeof ops; i++) {
+        struct buf b = {0};
+        frame_raw(&b, ops[i], "abc", 3, 3, UNMASKED);
+        expect_proto(&b, 0);
+        buf_free(&b);
+    }
+    /* Detected from the second byte, without waiting for the rest. */
+    vs_ws_parser_t p;
+    struct rec r = {0};
+    vs_ws_parser_init(&p, 100);
+    assert_int_equal(feed(&p, (const uint8_t *)"\x81\x05", 2, &r), VS_EPROTO);
+    assert_int_equal(vs_ws_parser_close_code(&p), 1002);
+    vs_ws_parser_deinit(&p);
+}
+
+static void test_rsv_bits(void **state)
+{
+    (void)state;
+    static const uint8_t b0s[] = {0xC1, 0xA1, 0x91, 0xF1, 0xC2, 0xC9, 0xA8, 0x41};
+    for (size_t i = 0; i < sizeof b0s; i++) {
+        struct buf b = {0};
+        frame_str(&b, 0x81, "ok");
+        frame_str(&b, b0s[i], "x");
+        expect_proto(&b, 1);
+        buf_free(&b);
+    }
+    struct buf b = {0}; /* on a continuation too */
+    frame_str(&b, 0x01, "a");
+    frame_str(&b, 0xC0, "b");
+    expect_proto(&b, 0);
+    buf_free(&b);
+}
+
+static void test_bad_opcodes(void **state)
+{
+    (void)state;
+    static const uint8_t ops[] = {0x3, 0x4, 0x5, 0x6, 0x7, 0xB, 0xC, 0xD, 0xE, 0xF};
+    for (size_t i = 0; i < sizeof ops; i++) {
+        for (int fin = 0; fin < 2; fin++) {
+            struct buf b = {0};
+            frame_str(&b, (uint8_t)(fin ? 0x80 | ops[i] : ops[i]), "");
+            expect_proto(&b, 0);
+            buf_free(&b);
+        }
+    }
+}
+
+static void test_control_rules(void **state)
+{
+    (void)state;
+    static const uint8_t ops[] = {0x8, 0x9, 0xA};
+    uint8_t pl[126] = {0x03, 0xe8};
+    memset(pl + 2, 'r', sizeof pl - 2);
+    for (size_t i = 0; i < sizeof ops; i++) {
+        struct buf b = {0};
+        frame_str(&b, ops[i], ""); /* FIN clear */
+        expect_proto(&b, 0);
+        buf_free(&b);
+        frame(&b, 0x80 | ops[i], pl, 126); /* 126 bytes */
+        expect_proto(&b, 0);
+        buf_free(&b);
+        frame_raw(&b, 0x80 | ops[i], pl, 5, 5, LEN_16); /* short, but a 16-bit length */
+        expect_proto(&b, 0);
+        buf_free(&b);
+        /* 125 bytes is fine, also inside a fragmented message */
+        vs_ws_parser_t p;
+        struct rec r = {0};
+        frame_str(&b, 0x01, "frag");
+        frame(&b, 0x80 | ops[i], pl, 125);
+        vs_ws_parser_init(&p, 100);
+        assert_int_equal(feed(&p, b.p, b.len, &r), 0);
+        assert_int_equal(r.n, 1);
+        assert_int_equal(r.ev[0].len, ops[i] == 0x8 ? 123 : 125);
+        vs_ws_parser_deinit(&p);
+        rec_reset(&r);
+        buf_free(&b);
+    }
+}
+
+static void test_fragmentation_rules(void **state)
+{
+    (void)state;
+    struct buf b = {0};
+    frame_str(&b, 0x80, "orphan"); /* continuation, nothing open */
+    expect_proto(&b, 0);
+    buf_free(&b);
+    frame_str(&b, 0x00, "orphan");
+    expect_proto(&b, 0);
+    buf_free(&b);
+    frame_str(&b, 0x01, "a"); /* continuation after the message ended */
+    frame_str(&b, 0x80, "b");
+    frame_str(&b, 0x80, "c");
+    expect_proto(&b, 1);
+    buf_free(&b);
+    static const uint8_t first[] = {0x01, 0x02}, second[] = {0x81, 0x82, 0x01, 0x02};
+    for (size_t i = 0; i < 2; i++) {
+        for (size_t j = 0; j < 4; j++) {
+            frame_str(&b, first[i], "open");
+            frame_str(&b, 0x89, "ping");
+            frame_str(&b, second[j], "new");
+            expect_proto(&b, 1);
+            buf_free(&b);
+        }
+    }
+}
+
+static void test_length_encodings(void **state)
+{
+    (void)state;
+    uint8_t pl[65536];
+    memset(pl, 'z', sizeof pl);
+    struct buf b = {0};
+    static const uint64_t short16[] = {0, 1, 125};
+    for (size_t i = 0; i < 3; i++) {
+        frame_raw(&b, 0x82, pl, short16[i], short16[i], LEN_16);
+        expect_proto(&b, 0);
+        buf_free(&b);
+    }
+    static const uint64_t short64[] = {0, 125, 126, 65535};
+    for (size_t i = 0; i < 4; i++) {
+        frame_raw(&b, 0x82, pl, short64[i], short64[i], LEN_64);
+        expect_proto(&b, 0);
+        buf_free(&b);
+    }
+    /* Top bit set: a protocol error even when the limit is as large as it gets. */
+    static const uint64_t huge[] = {1ULL << 63, UINT64_MAX, (1ULL << 63) + 65536};
+    for (size_t i = 0; i < 3; i++) {
+        frame_raw(&b, 0x82, "", 0, huge[i], LEN_64);
+        expect_violation(&b, SIZE_MAX, VS_EPROTO, 1002, 0);
+        buf_free(&b);
+    }
+    /* The smallest minimal encodings are accepted. */
+    vs_ws_parser_t p;
+    struct rec r = {0};
+    frame_raw(&b, 0x82, pl, 126, 126, LEN_16);
+    frame_raw(&b, 0x82, pl, 65536, 65536, LEN_64);
+    vs_ws_parser_init(&p, 65536);
+    assert_int_equal(feed(&p, b.p, b.len, &r), 0);
+    assert_event(&r, 0, EV_MSG, VS_WS_OP_BINARY, pl, 126);
+    assert_event(&r, 1, EV_MSG, VS_WS_OP_BINARY, pl, 65536);
+    vs_ws_parser_deinit(&p);
+    rec_reset(&r);
+    buf_free(&b);
+}
+
+static void test_message_too_big(void **state)
+{
+    (void)state;
+    vs_ws_parser_t p;
+    struct rec r = {0};
+    struct buf b = {0};
+    uint8_t pl[1000];
+    memset(pl, 'q', sizeof pl);
+
+    /* Exactly the limit passes, single or fragmented; one more byte does not. */
+    frame(&b, 0x81, pl, 100);
+    frame(&b, 0x02, pl, 40);
+    frame(&b, 0x89, pl, 125); /* control frames do not count */
+    frame(&b, 0x80, pl, 60);
+    vs_ws_parser_init(&p, 100);
+    assert_int_equal(feed(&p, b.p, b.len, &r), 0);
+    assert_int_equal(r.n, 3);
+    vs_ws_parser_deinit(&p);
+    rec_reset(&r);
+    buf_free(&b);
+    frame(&b, 0x81, pl, 101);
+    expect_violation(&b, 100, VS_ETOOBIG, 1009, 0);
+    buf_free(&b);
+    frame(&b, 0x82, pl, 300);
+    expect_violation(&b, 299, VS_ETOOBIG, 1009, 0);
+    buf_free(&b);
+    frame(&b, 0x01, pl, 50);
+    frame(&b, 0x00, pl, 50);
+    frame(&b, 0x80, pl, 1);
+    expect_violation(&b, 100, VS_ETOOBIG, 1009, 0);
+    buf_free(&b);
+
+    /* The header alone decides: a 1 GB frame fails on its last length byte, before the
+       masking key or any payload, and nothing is allocated. */
+    static const uint8_t gig[] = {0x82, 0xFF, 0, 0, 0, 0, 0x40, 0, 0, 0};
+    vs_ws_parser_init(&p, 1 << 20);
+    for (size_t i = 0; i < sizeof gig - 1; i++)
+        assert_int_equal(feed(&p, gig + i, 1, &r), 0);
+    assert_int_equal(vs_ws_parser_buffered(&p), 0);
+    assert_int_equal(feed(&p, gig + 9, 1, &r), VS_ETOOBIG);
+    assert_int_equal(vs_ws_parser_close_code(&p), 1009);
+    assert_int_equal(vs_ws_parser_buffered(&p), 0);
+    vs_ws_parser_deinit(&p);
+
+    /* 16-bit length over the limit: fails after 4 bytes. */
+    vs_ws_parser_init(&p, 1000);
+    assert_int_equal(feed(&p, (const uint8_t *)"\x81\xfe\x03\xe9", 4, &r), VS_ETOOBIG);
+    vs_ws_parser_deinit(&p);
+
+    /* A fragment that would overflow the open message fails on its header, without its
+       payload, and the buffered fragments are released. */
+    frame(&b, 0x01, pl, 60);
+    vs_ws_parser_init(&p, 100);
+    assert_int_equal(feed(&p, b.p, b.len, &r), 0);
+    assert_true(vs_ws_parser_buffered(&p) >= 60);
+    assert_int_equal(feed(&p, (const uint8_t *)"\x80\xa9", 2, &r), VS_ETOOBIG);
+    assert_int_equal(vs_ws_parser_buffered(&p), 0);
+    assert_int_equal(r.n, 0);
+    vs_ws_parser_deinit(&p);
+    buf_free(&b);
+
+    /* Thousands of 1-byte fragments reassemble to exactly the limit. */
+    frame(&b, 0x02, pl, 1);
+    for (int i = 1; i < 5000; i++)
+        frame(&b, i == 4999 ? 0x80 : 0x00, pl, 1);
+    vs_ws_parser_init(&p, 5000);
+    assert_int_equal(feed(&p, b.p, b.len, &r), 0);
+    assert_int_equal(r.n, 1);
+    assert_int_equal(r.ev[0].len, 5000);
+    vs_ws_parser_deinit(&p);
+    rec_reset(&r);
+    buf_free(&b);
+}
+
+static void test_text_utf8(void **state)
+{
+    (void)state;
+    struct buf b = {0};
+    /* Every invalid sequence of the Kuhn list, as a whole text frame. */
+    for (size_t i = 0; i < sizeof utf8_bad / sizeof utf8_bad[0]; i++) {
+        frame_str(&b, 0x81, "ok");
+        frame(&b, 0x81, utf8_bad[i].s, utf8_bad[i].len);
+        expect_violation(&b, 100, VS_EUTF8, 1007, 1);
+        buf_free(&b);
+    }
+    /* A valid message split anywhere into fragments is accepted, an invalid one refused. */
+    for (size_t i = 0; i < sizeof utf8_good / sizeof utf8_good[0]; i++) {
+        const uint8_t *s = utf8_good[i].s;
+        size_t n = utf8_good[i].len;
+        for (size_t c1 = 0; c1 <= n; c1++) {
+            for (size_t c2 = c1; c2 <= n; c2 += 3) {
+                vs_ws_parser_t p;
+                struct rec r = {0};
+                frame(&b, 0x01, s, c1);
+                frame(&b, 0x00, s + c1, c2 - c1);
+                frame(&b, 0x80, s + c2, n - c2);
+                vs_ws_parser_init(&p, 100);
+                assert_int_equal(feed(&p, b.p, b.len, &r), 0);
+                assert_event(&r, 0, EV_MSG, VS_WS_OP_TEXT, s, n);
+                vs_ws_parser_deinit(&p);
+                rec_reset(&r);
+                buf_free(&b);
+            }
+        }
+    }
+    for (size_t i = 0; i < sizeof utf8_bad / sizeof utf8_bad[0]; i++) {
+        for (size_t c = 0; c <= utf8_bad[i].len; c++) {
+            frame(&b, 0x01, utf8_bad[i].s, c);
+            frame(&b, 0x80, utf8_bad[i].s + c, utf8_bad[i].len - c);
+            expect_violation(&b, 100, VS_EUTF8, 1007, 0);
+            buf_free(&b);
+        }
+    }
+
+    /* Fails early: on the bad non-final fragment, and inside a frame whose rest is yet to
+       come. */
+    vs_ws_parser_t p;
+    struct rec r = {0};
+    frame_str(&b, 0x01, "abc\xff");
+    vs_ws_parser_init(&p, 100);
+    assert_int_equal(feed(&p, b.p, b.len, &r), VS_EUTF8);
+    assert_int_equal(vs_ws_parser_close_code(&p), 1007);
+    vs_ws_parser_deinit(&p);
+    buf_free(&b);
+    frame_str(&b, 0x81, "a\xc0\xaf and a lot more text after it");
+    vs_ws_parser_init(&p, 100);
+    assert_int_equal(feed(&p, b.p, 6 + 3, &r), VS_EUTF8);
+    vs_ws_parser_deinit(&p);
+    buf_free(&b);
+
+    /* A message ending inside a sequence, after valid fragments. */
+    frame_str(&b, 0x01, "a\xe2");
+    frame_str(&b, 0x00, "\x82");
+    frame(&b, 0x80, "", 0);
+    expect_violation(&b, 100, VS_EUTF8, 1007, 0);
+    buf_free(&b);
+    frame_str(&b, 0x81, "\xf0\x9f\x98");
+    expect_violation(&b, 100, VS_EUTF8, 1007, 0);
+    buf_free(&b);
+}
+
+static void test_close_frames(void **state)
+{
+    (void)state;
+    static const uint16_t good[] = {1000, 1001, 1002, 1003, 1007, 1008, 1009,
+                                    1010, 1011, 3000, 3999, 4000, 4999};
+    static const uint16_t bad[] = {0,    1,    999,  1004, 1005, 1006, 1012, 1013,
+                                   1014, 1015, 1016, 1100, 2000, 2999, 5000, 65535};
+    vs_ws_parser_t p;
+    struct rec r = {0};
+    struct buf b = {0};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        close_frame(&b, good[i], "reason");
+        vs_ws_parser_init(&p, 100);
+        assert_int_equal(feed(&p, b.p, b.len, &r), 0);
+        assert_event(&r, 0, EV_CLOSE, good[i], "reason", 6);
+        vs_ws_parser_deinit(&p);
+        rec_reset(&r);
+        buf_free(&b);
+    }
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        close_frame(&b, bad[i], "");
+        expect_proto(&b, 0);
+        buf_free(&b);
+    }
+    frame(&b, 0x88, "\x03", 1); /* 1-byte payload */
+    expect_proto(&b, 0);
+    buf_free(&b);
+    close_frame(&b, 1000, "bad \xed\xa0\x80 reason");
+    expect_violation(&b, 100, VS_EUTF8, 1007, 0);
+    buf_free(&b);
+    close_frame(&b, 1000, "cut \xe2\x82");
+    expect_violation(&b, 100, VS_EUTF8, 1007, 0);
+    buf_free(&b);
+
+    /* The longest reason, split across chunks; nothing is delivered after the close, in
+       the same chunk or later ones; a message left open is dropped and its heap freed. */
+    char reason[124];
+    memset(reason, 'R', 123);
+    reason[123] = '\0';
+    frame_str(&b, 0x01, "open");
+    close_frame(&b, 1001, reason);
+    frame_str(&b, 0x80, "end");
+    frame_str(&b, 0x89, "late ping");
+    vs_ws_parser_init(&p, 100);
+    assert_int_equal(feed(&p, b.p, 20, &r), 0);
+    assert_true(vs_ws_parser_buffered(&p) > 0);
+    assert_int_equal(feed(&p, b.p + 20, b.len - 20, &r), 0);
+    assert_int_equal(r.n, 1);
+    assert_event(&r, 0, EV_CLOSE, 1001, reason, 123);
+    assert_int_equal(vs_ws_parser_buffered(&p), 0);
+    assert_int_equal(vs_ws_parser_close_code(&p), 0);
+    assert_int_equal(feed(&p, b.p, b.len, &r), 0);
+    assert_int_equal(r.n, 1);
+    vs_ws_parser_deinit(&p);
+    rec_reset(&r);
+    buf_free(&b);
+}
+
+/* ---- callbacks stopping the parser ---- */
+
+static void test_callback_stops(void **state)
+{
+    (void)state;
+    struct buf b = {0};
+    frame_str(&b, 0x81, "one");
+    frame_str(&b, 0x89, "two");
+    frame_str(&b, 0x8A, "three");
+    frame_str(&b, 0x01, "fo"); /* reassembled from the heap */
+    frame_str(&b, 0x80, "ur");
+    close_frame(&b, 1000, "five");
+    frame_str(&b, 0x81, "six");
+    for (size_t stop = 1; stop <= 5; stop++) {
+        for (int split = 0; split < 2; split++) {
+            vs_ws_parser_t p;
+            struct rec r = {0};
+            r.stop_at = stop;
+            r.stop_rc = 40 + (int)stop;
+            vs_ws_parser_init(&p, 100);
+            static const size_t whole[] = {SIZE_MAX}, bytes[] = {1};
+            assert_int_equal(feed_chunked(&p, &b, split ? bytes : whole, 1, &r), 40 + (int)stop);
+            assert_int_equal(r.n, stop);
+            assert_int_equal(vs_ws_parser_close_code(&p), 0);
+            assert_int_equal(vs_ws_parser_buffered(&p), 0);
+            assert_int_equal(feed(&p, b.p, b.len, &r), VS_ECLOSED);
+            assert_int_equal(r.n, stop);
+            vs_ws_parser_deinit(&p);
+            rec_reset(&r);
+        }
+    }
+    buf_free(&b);
+}
+
+/* With no callbacks set, frames are dropped but still validated and the close still ends
+ * the stream. */
+static void test_null_callbacks(void **state)
+{
+    (void)state;
+    static const vs_ws_callbacks_t none = {0};
+    vs_ws_parser_t p;
+    struct buf b = {0};
+    frame_str(&b, 0x81, "one");
+    frame_str(&b, 0x89, "two");
+    frame_str(&b, 0x8A, "three");
+    close_frame(&b, 1000, "");
+    frame_str(&b, 0x81, "\xff after close, ignored");
+    vs_ws_parser_init(&p, 100);
+    assert_int_equal(vs_ws_parse(&p, b.p, b.len, &none, NULL), 0);
+    vs_ws_parser_deinit(&p);
+    buf_free(&b);
+    frame_str(&b, 0x81, "\xff");
+    vs_ws_parser_init(&p, 100);
+    assert_int_equal(vs_ws_parse(&p, b.p, b.len, &none, NULL), VS_EUTF8);
+    vs_ws_parser_deinit(&p);
+    buf_free(&b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parser_size),
+        cmocka_unit_test(test_accept_key),
+        cmocka_unit_test(test_frame_header),
+        cmocka_unit_test(test_close_payload),
+        cmocka_unit_test(test_utf8_kuhn),
+        cmocka_unit_test(test_utf8_exhaustive),
+        cmocka_unit_test(test_single_frames),
+        cmocka_unit_test(test_zero_length_frames),
+        cmocka_unit_test(test_fragmented_with_interleaved_control),
+        cmocka_unit_test(test_many_frames_one_chunk),
+        cmocka_unit_test(test_zero_copy_and_heap),
+        cmocka_unit_test(test_chunking_invariance),
+        cmocka_unit_test(test_unmasked),
+        cmocka_unit_test(test_rsv_bits),
+        cmocka_unit_test(test_bad_opcodes),
+        cmocka_unit_test(test_control_rules),
+        cmocka_unit_test(test_fragmentation_rules),
+        cmocka_unit_test(test_length_encodings),
+        cmocka_unit_test(test_message_too_big),
+        cmocka_unit_test(test_text_utf8),
+        cmocka_unit_test(test_close_frames),
+        cmocka_unit_test(test_callback_stops),
+        cmocka_unit_test(test_null_callbacks),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
