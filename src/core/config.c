@@ -27,7 +27,7 @@ enum opt_type { OPT_STRING, OPT_INT, OPT_SIZE, OPT_SECONDS, OPT_ENUM };
 #define CTYPE_OPT_SECONDS double
 #define CTYPE_OPT_ENUM int
 #define TYPED(t, field)                                                                            \
-    .type = t, .off = _Generic(((vs_config_t *)0)->field, CTYPE_##t: offsetof(vs_config_t, field))
+    .type = t, .off = _Generic(((vs_config_t *)0)->field, CTYPE_##t : offsetof(vs_config_t, field))
 
 #define KIB 1024.0
 #define MIB (1024.0 * 1024.0)
@@ -38,23 +38,25 @@ enum opt_type { OPT_STRING, OPT_INT, OPT_SIZE, OPT_SECONDS, OPT_ENUM };
 #define SHOWN_MAX 64
 
 struct knob {
-    const char *name;           /* the long flag without dashes */
-    enum opt_type type;
-    size_t off;                 /* of the field in vs_config_t */
-    const char *env;            /* environment variable, or NULL */
-    const char *def;            /* default in command-line syntax, or NULL (strings only) */
-    double min, max;            /* numbers: inclusive bounds */
-    const char *const *choices; /* enums: NULL-terminated names; the value is the index... */
+    const char *name;            /* the long flag without dashes */
+    enum opt_type type;          /* set with the field by TYPED() */
+    size_t off;                  /* of the field in vs_config_t */
+    const char *env;             /* environment variable, or NULL */
+    const char *def;             /* default in command-line syntax, or NULL (strings only) */
+    double min, max;             /* numbers: inclusive bounds */
+    const char *const *choices;  /* enums: NULL-terminated names; the value is the index... */
     int (*lookup)(const char *); /* ...unless this maps a name to its value (negative: unknown) */
-    bool not_in_file;
-    const char *arg; /* metavariable in --help; NULL: derived from the type */
-    const char *help;
+    bool not_in_file;            /* refused as a key of the config file */
+    const char *arg;             /* metavariable in --help; NULL: derived from the type */
+    const char *help;            /* one line for --help */
 };
 
 static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
 static const char *const log_formats[] = {"text", "json", NULL};
 _Static_assert(VS_LOG_TEXT == 0 && VS_LOG_JSON == 1, "log_formats[] is indexed by vs_log_format");
 
+/* Kept as a table: clang-format would spread each entry over a dozen lines. */
+// clang-format off
 static const struct knob knobs[] = {
     {.name = "host", TYPED(OPT_STRING, host), .env = "VOLLI_HOST", .def = "0.0.0.0",
      .arg = "ADDR", .help = "address to listen on"},
@@ -83,6 +85,7 @@ static const struct knob knobs[] = {
      .env = "VOLLI_SHUTDOWN_TIMEOUT", .def = "5", .min = 0, .max = 600,
      .help = "how long SIGTERM waits for close handshakes"},
 };
+// clang-format on
 
 #define NKNOBS (sizeof knobs / sizeof knobs[0])
 
@@ -115,10 +118,7 @@ static const char *shown(char buf[static SHOWN_MAX + 4], const char *s, size_t n
     return buf;
 }
 
-static void *field(vs_config_t *cfg, const struct knob *k)
-{
-    return (char *)cfg + k->off;
-}
+static void *field(vs_config_t *cfg, const struct knob *k) { return (char *)cfg + k->off; }
 
 /* Finds the knob whose name matches s[0..len), with sep standing for the name's '-'. */
 static const struct knob *find_knob(const char *s, size_t len, char sep)
@@ -377,13 +377,14 @@ int vs_config_load_json_text(vs_config_t *cfg, const char *text, size_t len, con
     }
     int rc = 0;
     if (!json_is_object(root)) {
-        rc = usage_error(err, errlen, "config file %s: the top level must be a JSON object",
-                         origin);
+        rc =
+            usage_error(err, errlen, "config file %s: the top level must be a JSON object", origin);
         goto out;
     }
     const char *key;
     json_t *value;
-    json_object_foreach(root, key, value) {
+    json_object_foreach(root, key, value)
+    {
         char buf[SHOWN_MAX + 4];
         const struct knob *k = find_knob(key, strlen(key), '_');
         if (!k) {
@@ -432,16 +433,15 @@ static int load_file(vs_config_t *cfg, const char *path, char *err, size_t errle
     if (failed)
         rc = usage_error(err, errlen, "config file %s: %s", path, strerror(saved));
     else if (len > MAX_FILE_BYTES)
-        rc = usage_error(err, errlen, "config file %s: larger than %d bytes", path,
-                         MAX_FILE_BYTES);
+        rc = usage_error(err, errlen, "config file %s: larger than %d bytes", path, MAX_FILE_BYTES);
     else
         rc = vs_config_load_json_text(cfg, buf, len, path, err, errlen);
     free(buf);
     return rc;
 }
 
-static int apply_env(vs_config_t *cfg, const struct knob *k, char *(*env)(const char *),
-                     char *err, size_t errlen)
+static int apply_env(vs_config_t *cfg, const struct knob *k, char *(*env)(const char *), char *err,
+                     size_t errlen)
 {
     const char *v = env && k->env ? env(k->env) : NULL;
     if (!v || *v == '\0')
@@ -469,16 +469,15 @@ static bool is_action(const char *name, size_t len, const char *action)
 /* Checks the shape of argv and pairs each flag with its value, without parsing values: a bad
  * value must be reported after the file and environment are known to be fine, in order. --help
  * and --version act as soon as they are reached, as in a getopt loop. */
-static int scan_argv(int argc, char **argv, struct flag *flags, int *nflags, FILE *out,
-                     char *err, size_t errlen)
+static int scan_argv(int argc, char **argv, struct flag *flags, int *nflags, FILE *out, char *err,
+                     size_t errlen)
 {
     char buf[SHOWN_MAX + 4];
     *nflags = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (a[0] != '-')
-            return usage_error(err, errlen, "unexpected argument \"%s\"",
-                               shown(buf, a, SIZE_MAX));
+            return usage_error(err, errlen, "unexpected argument \"%s\"", shown(buf, a, SIZE_MAX));
         if (a[1] != '-' || a[2] == '\0')
             return usage_error(err, errlen, "unknown option %s", shown(buf, a, SIZE_MAX));
         const char *name = a + 2, *eq = strchr(name, '=');
@@ -585,7 +584,7 @@ void vs_config_deinit(vs_config_t *cfg)
 static const char *metavar(const struct knob *k)
 {
     static const char *const by_type[] = {
-        [OPT_STRING] = "TEXT", [OPT_INT] = "N",      [OPT_SIZE] = "BYTES",
+        [OPT_STRING] = "TEXT",     [OPT_INT] = "N",     [OPT_SIZE] = "BYTES",
         [OPT_SECONDS] = "SECONDS", [OPT_ENUM] = "NAME",
     };
     return k->arg ? k->arg : by_type[k->type];

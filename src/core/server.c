@@ -63,8 +63,12 @@ static void begin_shutdown(vs_server_t *s, const char *why)
     uv_close((uv_handle_t *)&s->listener, NULL);
     uv_timer_stop(&s->ping_timer);
     s->shutdown_deadline = vs_server_now(s) + (uint64_t)(s->cfg->shutdown_timeout * 1000.0);
-    while (s->active.head)
-        vs_conn_close(s->active.head, VS_WS_CLOSE_GOING_AWAY, "server shutting down");
+    for (vs_conn_t *c = s->active.head, *next; c; c = next) {
+        next = c->next;
+        if (c->flags & VS_CONN_DOOMED)
+            continue;
+        vs_conn_close(c, VS_WS_CLOSE_GOING_AWAY, "server shutting down");
+    }
     for (vs_conn_t *c = s->pending.head; c; c = c->next)
         if (c->state == VS_CONN_HTTP)
             vs_conn_doom(c);

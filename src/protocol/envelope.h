@@ -24,6 +24,9 @@
 /* Duplicate keys are rejected, so a valid object has at most one top-level "from". */
 #define VS_ENVELOPE_MAX_FROM 1
 
+/* How many top-level keys an envelope remembers for vs_envelope_has_member(). */
+#define VS_ENVELOPE_KEYS 8
+
 /* Objects with more members than this get a hash set (heap scratch) for duplicate detection;
  * smaller ones are checked against a stack table. */
 #define VS_ENVELOPE_SMALL_OBJECT 32
@@ -43,8 +46,15 @@ typedef struct vs_envelope {
     /* Every top-level "from" member (key matched after decoding escapes), including one
      * separating comma, so that removing the spans leaves valid JSON. */
     vs_envelope_span_t from[VS_ENVELOPE_MAX_FROM];
-    size_t open;      /* offset of the top-level '{' */
-    size_t members;   /* number of top-level members, "from" included */
+    size_t open;    /* offset of the top-level '{' */
+    size_t members; /* number of top-level members, "from" included */
+    /* For vs_envelope_has_member(): the raw bytes (between the quotes) of the first
+     * VS_ENVELOPE_KEYS top-level keys, bit i of key_escaped set if key[i] holds a backslash, and
+     * the scanned input itself (borrowed) to walk when there are more members. */
+    vs_envelope_span_t key[VS_ENVELOPE_KEYS];
+    uint8_t key_escaped;
+    const char *json;
+    size_t len;
 } vs_envelope_t;
 
 /* Scans json[0..len). Returns 0 if it is a valid JSON object under jansson's rules (fills env),
@@ -63,6 +73,12 @@ typedef struct vs_envelope {
  * json: borrowed (may hold NUL bytes). env: borrowed, overwritten; its slices and spans borrow
  * json and are meaningful only when 0 is returned. */
 int vs_envelope_scan(const char *json, size_t len, size_t max_depth, vs_envelope_t *env);
+
+/* 1 if the scanned object has a top-level member whose key, escapes decoded, is name; else 0.
+ * Costs nothing beyond a few compares for objects of up to VS_ENVELOPE_KEYS members; larger
+ * ones are walked again (without validation, which the scan did). env: borrowed, from a
+ * successful scan whose input is still alive. name: borrowed, NUL-terminated. */
+int vs_envelope_has_member(const vs_envelope_t *env, const char *name);
 
 /* Decodes a JSON string's raw contents (as in env->to) into out, NUL-terminated, for the rare
  * escaped case. Returns the decoded length, VS_ETOOBIG if it does not fit in cap-1 bytes (or in

@@ -352,9 +352,9 @@ void vs_conn_resume(vs_conn_t *c)
         off += 5 + len;
         dispatch(c, opcode, data, len);
     }
-    if (!c->held)
-        return;
-    if (off >= c->held_len) {
+    if (!c->held) {
+        /* nothing was held */
+    } else if (off >= c->held_len) {
         free(c->held);
         c->held = NULL;
         c->held_len = 0;

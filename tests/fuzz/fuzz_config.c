@@ -84,8 +84,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char err[256];
     vs_config_defaults(&cfg);
     err[0] = '\0';
-    int rc = vs_config_load_json_text(&cfg, (const char *)data, json_len, "fuzz.json", err,
-                                      sizeof err);
+    int rc =
+        vs_config_load_json_text(&cfg, (const char *)data, json_len, "fuzz.json", err, sizeof err);
     if (rc == 1)
         abort();
     check_result(rc, err);

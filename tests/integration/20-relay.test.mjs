@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { Client, closeAllClients, connectAs, makeIdentity } from './lib/client.mjs';
+import { Client, closeAllClients, connectAs, makeIdentity, waitOffline } from './lib/client.mjs';
 import { startServer, stopAll } from './lib/server.mjs';
 import { scaled, uid } from './lib/util.mjs';
 
@@ -181,6 +181,7 @@ describe('relay', () => {
         // A user who was online and left.
         const gone = await connectAs(srv.port, uid('gone'));
         await gone.close();
+        await waitOffline(a, gone.userId);
         for (const type of ['offer', 'answer', 'ice-candidate', 'bye']) {
             const field = PAYLOAD_FIELD[type];
             const msg = { type, to: gone.userId, id: `po-${type}` };

@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { Client, closeAllClients, connectAs, makeIdentity } from './lib/client.mjs';
+import { Client, closeAllClients, connectAs, makeIdentity, waitOffline } from './lib/client.mjs';
 import { startServer, stopAll } from './lib/server.mjs';
 import { scaled, uid } from './lib/util.mjs';
 
@@ -38,6 +38,7 @@ describe('presence', () => {
         const on = await connectAs(srv.port, uid('on'));
         const gone = await connectAs(srv.port, uid('gone'));
         await gone.close();
+        await waitOffline(watcher, gone.userId);
         const never = uid('never');
         watcher.send({ type: 'subscribe', userIds: [on.userId, gone.userId, never], id: 's1' });
         const got = await initialPresence(watcher, 3);
@@ -58,13 +59,14 @@ describe('presence', () => {
 
     test('register and close reach subscribers within 1 s, without an id', async () => {
         const watcher = await connectAs(srv.port, uid('w'));
-        const target = uid('target');
+        const ident = makeIdentity(uid('target'));
+        const target = ident.userId;
         watcher.send({ type: 'subscribe', userIds: [target], id: 'sub' });
         assert.equal((await watcher.recv(isPresence)).online, false);
 
         const t = await Client.connect(srv.port);
         const t0 = Date.now();
-        await t.registerOk(makeIdentity(target));
+        await t.registerOk(ident);
         const online = await watcher.recv(isPresence, WITHIN, 'online within 1 s');
         assert.deepEqual(online, { type: 'presence', userId: target, online: true });
         const t1 = Date.now();
@@ -75,7 +77,7 @@ describe('presence', () => {
 
         // An abrupt TCP drop counts as a close too.
         const t2 = await Client.connect(srv.port);
-        await t2.registerOk(makeIdentity(target));
+        await t2.registerOk(ident);
         assert.equal((await watcher.recv(isPresence, WITHIN)).online, true);
         t2.terminate();
         const dropped = await watcher.recv(isPresence, WITHIN, 'offline within 1 s of a drop');
@@ -120,12 +122,12 @@ describe('presence', () => {
 
     test('subscribing twice gives one notification per change', async () => {
         const watcher = await connectAs(srv.port, uid('w'));
-        const target = uid('twice');
-        watcher.send({ type: 'subscribe', userIds: [target] });
+        const target = makeIdentity(uid('twice'));
+        watcher.send({ type: 'subscribe', userIds: [target.userId] });
         await watcher.recv(isPresence);
-        watcher.send({ type: 'subscribe', userIds: [target], id: 'again' });
+        watcher.send({ type: 'subscribe', userIds: [target.userId], id: 'again' });
         assert.deepEqual(await watcher.recv(isPresence),
-                         { type: 'presence', userId: target, online: false, id: 'again' });
+                         { type: 'presence', userId: target.userId, online: false, id: 'again' });
         const t = await connectAs(srv.port, target);
         assert.equal((await watcher.recv(isPresence, WITHIN)).online, true);
         await watcher.expectNone(scaled(500), isPresence, 'a single online notification');
@@ -133,7 +135,7 @@ describe('presence', () => {
         assert.equal((await watcher.recv(isPresence, WITHIN)).online, false);
         await watcher.expectNone(scaled(500), isPresence, 'a single offline notification');
         // A single unsubscribe ends it.
-        watcher.send({ type: 'unsubscribe', userIds: [target] });
+        watcher.send({ type: 'unsubscribe', userIds: [target.userId] });
         await watcher.ping();
         const t2 = await connectAs(srv.port, target);
         await watcher.expectNone(scaled(500), isPresence, 'nothing after unsubscribe');
@@ -150,11 +152,11 @@ describe('presence', () => {
     });
 
     test('many subscribers are all notified', async () => {
-        const target = uid('star');
+        const target = makeIdentity(uid('star'));
         const watchers = [];
         for (let i = 0; i < 10; i++) {
             const w = await connectAs(srv.port, uid('fan'));
-            w.send({ type: 'subscribe', userIds: [target] });
+            w.send({ type: 'subscribe', userIds: [target.userId] });
             await w.recv(isPresence);
             watchers.push(w);
         }

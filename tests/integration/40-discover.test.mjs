@@ -2,7 +2,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { Client, closeAllClients, connectAs, makeIdentity } from './lib/client.mjs';
+import { Client, closeAllClients, connectAs, makeIdentity, waitOffline } from './lib/client.mjs';
 import { startServer, stopAll } from './lib/server.mjs';
 import { uid } from './lib/util.mjs';
 
@@ -25,6 +25,7 @@ describe('discover', () => {
         const off = await Client.connect(srv.port);
         await off.registerOk(offIdent);
         await off.close();
+        await waitOffline(asker, offIdent.userId);
         const never = uid('never');
 
         asker.send({ type: 'discover', userId: on.userId, id: 'd1' });
@@ -67,6 +68,7 @@ describe('discover', () => {
         const cb = await Client.connect(srv.port);
         await cb.registerOk(b);
         await cb.close();
+        await waitOffline(asker, b.userId);
         const never = uid('bn');
         const order = [never, a.userId, b.userId.toUpperCase(), asker.userId];
         asker.send({ type: 'discover', userIds: order, id: 'batch' });

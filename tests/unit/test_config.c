@@ -57,7 +57,8 @@ static int load_args(vs_config_t *cfg, char *err, size_t errlen, const char *con
     return rc;
 }
 
-#define LOAD(cfg, err, ...) load_args((cfg), (err), sizeof(err), (const char *const[]){__VA_ARGS__, NULL})
+#define LOAD(cfg, err, ...)                                                                        \
+    load_args((cfg), (err), sizeof(err), (const char *const[]){__VA_ARGS__, NULL})
 
 /* Loads one flag that must be accepted; the caller inspects cfg and deinits it. */
 static void accept_flag(vs_config_t *cfg, const char *flag, const char *value)
@@ -219,16 +220,11 @@ static void test_size(void **state)
         const char *flag, *text;
         size_t want;
     } ok[] = {
-        {"--max-frame", "256", 256},
-        {"--max-frame", "64k", 65536},
-        {"--max-frame", "64K", 65536},
-        {"--max-frame", "1m", MIB},
-        {"--max-frame", "16M", 16 * MIB},
-        {"--max-frame", "16384k", 16 * MIB},
-        {"--max-frame", "16777216", 16 * MIB},
-        {"--max-queue", "4k", 4096},
-        {"--max-queue", "4096", 4096},
-        {"--max-queue", "1024m", 1024 * MIB},
+        {"--max-frame", "256", 256},           {"--max-frame", "64k", 65536},
+        {"--max-frame", "64K", 65536},         {"--max-frame", "1m", MIB},
+        {"--max-frame", "16M", 16 * MIB},      {"--max-frame", "16384k", 16 * MIB},
+        {"--max-frame", "16777216", 16 * MIB}, {"--max-queue", "4k", 4096},
+        {"--max-queue", "4096", 4096},         {"--max-queue", "1024m", 1024 * MIB},
     };
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
         vs_config_t cfg;
@@ -250,8 +246,8 @@ static void test_size(void **state)
                 "--max-frame: 18014398509481984k is out of range (256..16M)");
     reject_flag("--max-queue", "4095", "--max-queue: 4095 is out of range (4K..1024M)");
     reject_flag("--max-queue", "1025m", "--max-queue: 1025m is out of range (4K..1024M)");
-    static const char *const bad[] = {"12x", "k", "64kb", "64 k", "-1", "+1", " 1", "1g",
-                                      "1.5m", "0x100", ""};
+    static const char *const bad[] = {"12x", "k",  "64kb", "64 k",  "-1", "+1",
+                                      " 1",  "1g", "1.5m", "0x100", ""};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char want[128];
         snprintf(want, sizeof want, "--max-frame: \"%s\" is not a size", bad[i]);
@@ -266,9 +262,9 @@ static void test_seconds(void **state)
         const char *flag, *text;
         double want;
     } ok[] = {
-        {"--ping-interval", "0.2", 0.2},   {"--ping-interval", "0.05", 0.05},
-        {"--ping-interval", "3600", 3600}, {"--ping-interval", "3600.000", 3600},
-        {"--shutdown-timeout", "0", 0},    {"--shutdown-timeout", "600", 600},
+        {"--ping-interval", "0.2", 0.2},    {"--ping-interval", "0.05", 0.05},
+        {"--ping-interval", "3600", 3600},  {"--ping-interval", "3600.000", 3600},
+        {"--shutdown-timeout", "0", 0},     {"--shutdown-timeout", "600", 600},
         {"--shutdown-timeout", "1.5", 1.5},
     };
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
@@ -291,8 +287,9 @@ static void test_seconds(void **state)
     memset(huge, '9', 400);
     huge[400] = '\0';
     reject_flag_like("--shutdown-timeout", huge, "is out of range (0..600)");
-    static const char *const bad[] = {"nan", "inf", "-inf", "infinity", "-1", "-0.5", "1e3",
-                                      "0x1p3", "1.2.3", ".5", "5.", "30s", " 1", "1 ", ""};
+    static const char *const bad[] = {"nan",  "inf", "-inf",  "infinity", "-1",
+                                      "-0.5", "1e3", "0x1p3", "1.2.3",    ".5",
+                                      "5.",   "30s", " 1",    "1 ",       ""};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char want[128];
         snprintf(want, sizeof want, "--ping-interval: \"%s\" is not a number of seconds", bad[i]);
@@ -306,7 +303,9 @@ static void test_enum_and_string(void **state)
     static const struct {
         const char *name;
         int level;
-    } levels[] = {{"error", VS_LOG_ERROR}, {"warn", VS_LOG_WARN}, {"info", VS_LOG_INFO},
+    } levels[] = {{"error", VS_LOG_ERROR},
+                  {"warn", VS_LOG_WARN},
+                  {"info", VS_LOG_INFO},
                   {"debug", VS_LOG_DEBUG}};
     vs_config_t cfg;
     for (size_t i = 0; i < 4; i++) {
@@ -393,11 +392,29 @@ static void test_unknown_flag(void **state)
 static void test_env(void **state)
 {
     (void)state;
-    static const char *const vars[] = {
-        "VOLLI_HOST", "10.0.0.1",     "VOLLI_PORT", "9000", "VOLLI_DATA_DIR", "/srv/v",
-        "LOG_LEVEL",  "debug",        "VOLLI_LOG_FORMAT", "json", "VOLLI_PING_INTERVAL", "2.5",
-        "VOLLI_MAX_FRAME", "128k",    "VOLLI_MAX_QUEUE", "2m", "VOLLI_MAX_CONNECTIONS", "50",
-        "VOLLI_MAX_BATCH", "10",      "VOLLI_SHUTDOWN_TIMEOUT", "0.5", NULL};
+    static const char *const vars[] = {"VOLLI_HOST",
+                                       "10.0.0.1",
+                                       "VOLLI_PORT",
+                                       "9000",
+                                       "VOLLI_DATA_DIR",
+                                       "/srv/v",
+                                       "LOG_LEVEL",
+                                       "debug",
+                                       "VOLLI_LOG_FORMAT",
+                                       "json",
+                                       "VOLLI_PING_INTERVAL",
+                                       "2.5",
+                                       "VOLLI_MAX_FRAME",
+                                       "128k",
+                                       "VOLLI_MAX_QUEUE",
+                                       "2m",
+                                       "VOLLI_MAX_CONNECTIONS",
+                                       "50",
+                                       "VOLLI_MAX_BATCH",
+                                       "10",
+                                       "VOLLI_SHUTDOWN_TIMEOUT",
+                                       "0.5",
+                                       NULL};
     fake_vars = vars;
     vs_config_t cfg;
     char err[256] = "";
@@ -448,8 +465,8 @@ static void test_precedence(void **state)
     (void)state;
     char *path = temp_file("{\"port\": 1111, \"host\": \"file-host\", \"max_batch\": 7,\n"
                            " \"data_dir\": \"/file\"}\n");
-    const char *vars[] = {"VOLLI_CONFIG", path, "VOLLI_PORT", "2222", "VOLLI_HOST", "env-host",
-                          NULL};
+    const char *vars[] = {"VOLLI_CONFIG", path,       "VOLLI_PORT", "2222",
+                          "VOLLI_HOST",   "env-host", NULL};
     fake_vars = vars;
     vs_config_t cfg;
     char err[256] = "";
@@ -469,8 +486,7 @@ static void test_precedence(void **state)
     assert_string_equal(err, "--port: \"x\" is not an integer");
     vs_config_deinit(&cfg);
 
-    /* The flag overrides a bad environment value only in the sense that env is read first:
-     * a bad variable is still an error. */
+    /* Every source is validated, so a bad variable is reported even when a flag overrides it. */
     const char *badenv[] = {"VOLLI_PORT", "nope", NULL};
     fake_vars = badenv;
     assert_int_equal(LOAD(&cfg, err, "--port", "1"), VS_EUSAGE);
@@ -558,14 +574,13 @@ static void test_file_errors(void **state)
                 "\"shutdown_timeout\": 600.5 is out of range (0..600)");
     reject_file("{\"max_batch\": [1]}", "\"max_batch\" must be an integer");
     reject_file("[1, 2]", "the top level must be a JSON object");
-    reject_file("{\"port\": 1, \"port\": 2}",
-                "line 1: duplicate object key near '\"port\"'");
+    reject_file("{\"port\": 1, \"port\": 2}", "line 1: duplicate object key near '\"port\"'");
 
     /* Invalid JSON: the message has the path, the line and jansson's text. */
     vs_config_t cfg;
     char err[512] = "", *path, want[512];
-    int rc = load_file_text(&cfg, "{\n  \"port\": 1,\n  \"host\" \"x\"\n}\n", err, sizeof err,
-                            &path);
+    int rc =
+        load_file_text(&cfg, "{\n  \"port\": 1,\n  \"host\" \"x\"\n}\n", err, sizeof err, &path);
     assert_int_equal(rc, VS_EUSAGE);
     snprintf(want, sizeof want, "config file %s: line 3: ", path);
     if (strncmp(err, want, strlen(want)) != 0)
@@ -688,11 +703,10 @@ static void test_help_version(void **state)
         if (i < 12 && !strstr(text, env))
             fail_msg("help lacks %s", env);
     }
-    static const char *const defaults[] = {"default 0.0.0.0", "default 7880", "default ./data",
-                                           "default info",    "default text", "default 30",
-                                           "default 64K",     "default 1M",   "default 20000",
-                                           "default 100",     "default 5",    "range 0..65535",
-                                           "range 256..16M",  "one of text, json"};
+    static const char *const defaults[] = {
+        "default 0.0.0.0", "default 7880",   "default ./data", "default info",     "default text",
+        "default 30",      "default 64K",    "default 1M",     "default 20000",    "default 100",
+        "default 5",       "range 0..65535", "range 256..16M", "one of text, json"};
     for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++)
         if (!strstr(text, defaults[i]))
             fail_msg("help lacks \"%s\"", defaults[i]);
@@ -742,9 +756,9 @@ static void test_json_text(void **state)
     /* jansson quotes the input near the error, and the origin is a user path: neither may put
      * a control byte (a second log line) into the message. */
     const char broken[] = "{\"log_format\": \"json&\\\n";
-    assert_int_equal(vs_config_load_json_text(&cfg, broken, sizeof broken - 1, "a\nb", err,
-                                              sizeof err),
-                     VS_EUSAGE);
+    assert_int_equal(
+        vs_config_load_json_text(&cfg, broken, sizeof broken - 1, "a\nb", err, sizeof err),
+        VS_EUSAGE);
     assert_true(strncmp(err, "config file a?b: line 2: ", 25) == 0);
     for (const char *p = err; *p; p++)
         if ((unsigned char)*p < 0x20)

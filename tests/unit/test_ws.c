@@ -276,7 +276,7 @@ static void test_accept_key(void **state)
         "dGhlIHNhbXBsZSBub25jZR==",  /* non-canonical trailing bits */
         "dGhlIHNhbXBsZSBub25jZ-==",  /* base64url digit */
         "dGhlIHNhbXBsZSB*b25jZQ==",
-        "dGhlIHNhbXBsZSB ub25jZQ==",
+        "dGhlIHNhbXBsZSB b25jZQ==",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         memset(out, 'x', sizeof out);
@@ -558,9 +558,11 @@ static void test_zero_length_frames(void **state)
     frame_str(&b, 0x80, "c");
     frame(&b, 0x88, "", 0); /* close without status */
     vs_ws_parser_init(&p, 0); /* only empty messages fit... */
-    assert_int_equal(feed(&p, b.p, 5 * 6, &r), 0);
+    assert_int_equal(feed(&p, b.p, 7 * 6, &r), 0);
+    assert_int_equal(vs_ws_parser_buffered(&p), 0);
+    vs_ws_parser_deinit(&p);
     vs_ws_parser_init(&p, 3); /* ...then room for the fragmented binary */
-    assert_int_equal(feed(&p, b.p + 30, b.len - 30, &r), 0);
+    assert_int_equal(feed(&p, b.p + 42, b.len - 42, &r), 0);
     assert_int_equal(r.n, 7);
     assert_event(&r, 0, EV_MSG, VS_WS_OP_TEXT, "", 0);
     assert_event(&r, 1, EV_MSG, VS_WS_OP_BINARY, "", 0);
@@ -754,10 +756,10 @@ static void test_chunking_invariance(void **state)
     vs_ws_parser_init(&p, 70000);
     assert_int_equal(feed(&p, b.p, b.len, &ref), 0);
     vs_ws_parser_deinit(&p);
-    assert_int_equal(ref.n, 14);
-    assert_event(&ref, 3, EV_MSG, VS_WS_OP_TEXT, "h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80!",
+    assert_int_equal(ref.n, 13);
+    assert_event(&ref, 5, EV_MSG, VS_WS_OP_TEXT, "h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80!",
                  16);
-    assert_event(&ref, 13, EV_CLOSE, 4000, "going \xe2\x82\xac", 9);
+    assert_event(&ref, 12, EV_CLOSE, 4000, "going \xe2\x82\xac", 9);
 
     static const size_t one[] = {1}, odd[] = {3, 1, 7, 2, 13, 5}, big[] = {65536, 17, 4096};
     const size_t *plans[] = {one, odd, big};

@@ -265,9 +265,29 @@ export class Client {
     }
 }
 
-/** Connects and registers a fresh identity for userId; resolves with the client. */
-export async function connectAs(port, userId, opts = {}) {
+/**
+ * Connects and registers; `who` is a user id (a fresh identity is made for it) or an
+ * identity from makeIdentity() (to register the same user again). Resolves with the client.
+ */
+export async function connectAs(port, who, opts = {}) {
     const c = await Client.connect(port, opts);
-    await c.registerOk(makeIdentity(userId));
+    await c.registerOk(typeof who === 'string' ? makeIdentity(who) : who);
     return c;
+}
+
+/**
+ * Polls discover from the registered client `observer` until userId shows offline. A close
+ * is only guaranteed to be reflected within 1 s (contract rule 5), so tests that need a
+ * user to be offline right after closing it wait here first.
+ */
+export async function waitOffline(observer, userId, ms = scaled(1000)) {
+    const deadline = Date.now() + ms;
+    for (;;) {
+        const id = nextId('off');
+        observer.send({ type: 'discover', userId, id });
+        const m = await observer.recv((x) => x.type === 'discover' && x.id === id);
+        if (m.online === false) return;
+        assert.ok(Date.now() < deadline, `${userId} still online ${ms} ms after closing`);
+        await sleep(20);
+    }
 }

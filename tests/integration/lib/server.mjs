@@ -164,7 +164,8 @@ export class Server {
 /**
  * Starts the server on 127.0.0.1 with --port 0 and JSON logs and resolves once its
  * "listening" line has been read (server.port is then the kernel-chosen port).
- * With raw: true, `args` is the whole command line (for config/env precedence tests).
+ * With raw: true, `args` is the whole command line (for config/env precedence tests); with
+ * wait: false it resolves at once, without a port.
  */
 export async function startServer({
     dataDir,
@@ -173,6 +174,7 @@ export async function startServer({
     env = {},
     cwd,
     raw = false,
+    wait = true,
     timeout = scaled(10000),
 } = {}) {
     const dir = raw ? null : dataDir ?? tempDir();
@@ -184,6 +186,7 @@ export async function startServer({
     const server = new Server(proc, argv);
     server.dataDir = dir;
     live.add(server);
+    if (!wait) return server;
     try {
         const line = await server.waitLog((l) => l.msg === 'listening', timeout,
                                           'the "listening" log line');
