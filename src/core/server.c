@@ -144,11 +144,19 @@ vs_server_t *vs_server_new(const vs_config_t *cfg, char *err, size_t errlen, int
         snprintf(err, errlen, "cannot read the store in %s: %s", cfg->data_dir, vs_strerror(rc));
         goto fail_store;
     }
+    /* Signals are caught before "listening" is logged: a supervisor may stop us at once. */
+    uv_signal_init(&s->loop, &s->sigterm);
+    uv_signal_init(&s->loop, &s->sigint);
+    s->sigterm.data = s->sigint.data = s;
+    uv_signal_start(&s->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&s->sigint, on_signal, SIGINT);
     rc = listen_on(s, err, errlen);
     if (rc != 0) {
         if (rc == VS_EINVAL)
             *exit_code = 2;
         uv_close((uv_handle_t *)&s->listener, NULL);
+        uv_close((uv_handle_t *)&s->sigterm, NULL);
+        uv_close((uv_handle_t *)&s->sigint, NULL);
         uv_run(&s->loop, UV_RUN_NOWAIT);
         goto fail_store;
     }
@@ -165,11 +173,6 @@ vs_server_t *vs_server_new(const vs_config_t *cfg, char *err, size_t errlen, int
     uv_timer_init(&s->loop, &s->sweep_timer);
     s->sweep_timer.data = s;
     uv_timer_start(&s->sweep_timer, on_sweep_timer, SWEEP_INTERVAL_MS, SWEEP_INTERVAL_MS);
-    uv_signal_init(&s->loop, &s->sigterm);
-    uv_signal_init(&s->loop, &s->sigint);
-    s->sigterm.data = s->sigint.data = s;
-    uv_signal_start(&s->sigterm, on_signal, SIGTERM);
-    uv_signal_start(&s->sigint, on_signal, SIGINT);
     VS_LOG(VS_LOG_INFO, "started", "version", "%s", VS_VERSION, "data_dir", "%s", cfg->data_dir,
            "registered_users", "%llu", (unsigned long long)s->registered_users, NULL);
     *exit_code = 0;

@@ -52,8 +52,7 @@ static inline size_t utf8_len(const uint8_t *p, const uint8_t *end)
         return 3;
     }
     if (c < 0xF5) {
-        if (left < 4 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80 ||
-            (p[3] & 0xC0) != 0x80)
+        if (left < 4 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80 || (p[3] & 0xC0) != 0x80)
             return 0;
         if ((c == 0xF0 && p[1] < 0x90) || (c == 0xF4 && p[1] >= 0x90))
             return 0; /* overlong, or above U+10FFFF */
@@ -68,20 +67,14 @@ static inline bool bad_utf8_at(const uint8_t *p, const uint8_t *end)
     return p < end && *p >= 0x80 && utf8_len(p, end) == 0;
 }
 
-static inline int hexval(uint8_t c)
-{
-    if (is_digit(c))
-        return c - '0';
-    c |= 0x20;
-    return (unsigned)(c - 'a') < 6 ? c - 'a' + 10 : -1;
-}
-
 /* The code unit of the 4 hex digits at p, or -1. */
 static int32_t hex4(const uint8_t *p)
 {
     int32_t v = 0;
+
     for (int i = 0; i < 4; i++) {
-        int h = hexval(p[i]);
+        uint8_t c = p[i], l = c | 0x20;
+        int h = is_digit(c) ? c - '0' : (unsigned)(l - 'a') < 6 ? l - 'a' + 10 : -1;
         if (h < 0)
             return -1;
         v = (v << 4) | h;
@@ -129,8 +122,8 @@ static inline int utf8_size(int32_t cp)
  * (its first pass over a string), a lone, reversed or unpaired surrogate (its second pass). */
 static size_t parse_escape(const uint8_t *p, const uint8_t *end, int32_t *cp)
 {
-    static const uint8_t simple[128] = {['"'] = '"', ['\\'] = '\\', ['/'] = '/', ['b'] = '\b',
-                                        ['f'] = '\f', ['n'] = '\n', ['r'] = '\r', ['t'] = '\t'};
+    static const uint8_t simple[128] = {['"'] = '"',  ['\\'] = '\\', ['/'] = '/',  ['b'] = '\b',
+                                        ['f'] = '\f', ['n'] = '\n',  ['r'] = '\r', ['t'] = '\t'};
     int32_t u, lo;
 
     if (end - p < 2 || p[1] >= 0x80)
@@ -248,6 +241,25 @@ static int dec_next(struct dec *d, uint8_t out[4])
         return -1;
     d->p += n;
     return utf8_put(cp, out);
+}
+
+/* Is the raw key (between the quotes) name once decoded? jansson compares decoded keys. */
+static bool raw_key_is(const uint8_t *raw, size_t raw_len, bool escaped, const char *name,
+                       size_t nlen)
+{
+    struct dec d = {raw, raw + raw_len};
+    uint8_t u[4];
+    size_t i = 0;
+    int n;
+
+    if (!escaped)
+        return raw_len == nlen && memcmp(raw, name, nlen) == 0;
+    while ((n = dec_next(&d, u)) > 0) {
+        if (i + (size_t)n > nlen || memcmp(name + i, u, (size_t)n))
+            return false;
+        i += (size_t)n;
+    }
+    return n == 0 && i == nlen;
 }
 
 int vs_json_unescape(vs_slice_t raw, char *out, size_t cap)
@@ -665,30 +677,18 @@ static void close_object(struct scan *s)
 
 enum { F_NONE, F_TYPE, F_TO, F_ID, F_FROM };
 
+/* "t\u0079pe" is "type" to jansson, so it must be to us. */
 static int field_of(const struct scan *s, const struct key *k)
 {
-    const uint8_t *name = s->in + k->off;
-    uint8_t buf[4];
+    static const char *const names[] = {
+        [F_TYPE] = "type", [F_TO] = "to", [F_ID] = "id", [F_FROM] = "from"};
 
-    if (k->dec_len != 2 && k->dec_len != 4)
-        return F_NONE;
-    if (k->flags & K_ESCAPED) {
-        /* "t\u0079pe" is "type" to jansson, so it must be to us */
-        struct dec d = {name, name + k->raw_len};
-        uint8_t u[4];
-        size_t n = 0;
-        int m;
-        while ((m = dec_next(&d, u)) > 0) {
-            if (n + (size_t)m > sizeof buf)
-                return F_NONE;
-            memcpy(buf + n, u, (size_t)m);
-            n += (size_t)m;
-        }
-        name = buf;
+    for (int f = F_TYPE; f <= F_FROM; f++) {
+        if (strlen(names[f]) == k->dec_len &&
+            raw_key_is(s->in + k->off, k->raw_len, k->flags & K_ESCAPED, names[f], k->dec_len))
+            return f;
     }
-    if (k->dec_len == 2)
-        return !memcmp(name, "to", 2) ? F_TO : !memcmp(name, "id", 2) ? F_ID : F_NONE;
-    return !memcmp(name, "type", 4) ? F_TYPE : !memcmp(name, "from", 4) ? F_FROM : F_NONE;
+    return F_NONE;
 }
 
 static void set_field(vs_envelope_t *env, int field, const uint8_t *vs, const uint8_t *ve,
@@ -754,7 +754,7 @@ static inline void set_kind(uint8_t *arr, size_t depth, bool is_array)
     if (is_array)
         arr[depth >> 3] |= (uint8_t)(1u << (depth & 7));
     else
-        arr[depth >> 3] &= (uint8_t)~(1u << (depth & 7));
+        arr[depth >> 3] &= (uint8_t) ~(1u << (depth & 7));
 }
 
 /* Is the innermost open container (depth >= 1 of them) an array? */
@@ -818,20 +818,15 @@ value:
             return VS_EINVAL;
         goto after_token;
     case 't':
-        if (end - p < 4 || memcmp(p, "true", 4) != 0)
-            return VS_EINVAL;
-        p += 4;
-        goto after_token;
     case 'f':
-        if (end - p < 5 || memcmp(p, "false", 5) != 0)
+    case 'n': {
+        const char *lit = *p == 't' ? "true" : *p == 'f' ? "false" : "null";
+        size_t n = strlen(lit);
+        if ((size_t)(end - p) < n || memcmp(p, lit, n) != 0)
             return VS_EINVAL;
-        p += 5;
+        p += n;
         goto after_token;
-    case 'n':
-        if (end - p < 4 || memcmp(p, "null", 4) != 0)
-            return VS_EINVAL;
-        p += 4;
-        goto after_token;
+    }
     default:
         return VS_EINVAL;
     }
@@ -870,26 +865,21 @@ value_done:
         depth--;
         goto after_value;
     }
-    if (*p == ',') {
-        if (depth == member_depth) {
-            if (field == F_FROM) {
-                /* a first member takes the comma after it, any other the comma before */
-                env->from[0].start = (size_t)((from_first ? kquote : comma) - s->in);
-                env->from[0].end = (size_t)((from_first ? p + 1 : mend) - s->in);
-                env->from_count = 1;
-            }
-            comma = p;
+    if (depth == member_depth) {
+        if (field == F_FROM) {
+            /* a first member takes the comma after it (if any), any other the comma before */
+            env->from[0].start = (size_t)((from_first ? kquote : comma) - s->in);
+            env->from[0].end = (size_t)((from_first && *p == ',' ? p + 1 : mend) - s->in);
+            env->from_count = 1;
         }
+        comma = p;
+    }
+    if (*p == ',') {
         p = skip_ws(p + 1, end);
         goto key;
     }
     if (*p != '}')
         return VS_EINVAL;
-    if (depth == member_depth && field == F_FROM) {
-        env->from[0].start = (size_t)((from_first ? kquote : comma) - s->in);
-        env->from[0].end = (size_t)(mend - s->in);
-        env->from_count = 1;
-    }
     close_object(s);
     p++;
     depth--;
@@ -964,24 +954,6 @@ int vs_envelope_scan(const char *json, size_t len, size_t max_depth, vs_envelope
 
 /* ---- members, again ---- */
 
-static bool raw_key_is(const uint8_t *raw, size_t raw_len, bool escaped, const char *name,
-                       size_t nlen)
-{
-    struct dec d = {raw, raw + raw_len};
-    uint8_t u[4];
-    size_t i = 0;
-    int n;
-
-    if (!escaped)
-        return raw_len == nlen && memcmp(raw, name, nlen) == 0;
-    while ((n = dec_next(&d, u)) > 0) {
-        if (i + (size_t)n > nlen || memcmp(name + i, u, (size_t)n))
-            return false;
-        i += (size_t)n;
-    }
-    return n == 0 && i == nlen;
-}
-
 /* In input the scan accepted: just past the string whose opening quote is at p. */
 static const uint8_t *skip_string(const uint8_t *p, const uint8_t *end)
 {
@@ -1044,8 +1016,8 @@ int vs_envelope_has_member(const vs_envelope_t *env, const char *name)
             return 0;
         k = p + 1;
         p = skip_string(p, end);
-        if (p - k >= 1 && raw_key_is(k, (size_t)(p - 1 - k), memchr(k, '\\', (size_t)(p - 1 - k)),
-                                     name, nlen))
+        if (p - k >= 1 &&
+            raw_key_is(k, (size_t)(p - 1 - k), memchr(k, '\\', (size_t)(p - 1 - k)), name, nlen))
             return 1;
         p = skip_value(skip_ws(skip_ws(p, end) + 1, end), end);
         if (p == end || *p != ',')

@@ -385,23 +385,15 @@ static int start_frame(vs_ws_parser_t *p, uint8_t **curp, uint8_t *end,
         }
         cur += f.hlen;
     } else {
-        size_t have = p->hdr_len, take;
-        if (have < 2) {
-            take = 2 - have;
-            if (take > (size_t)(end - cur))
-                take = (size_t)(end - cur);
-            memcpy(p->hdr + have, cur, take);
-            have += take;
-            cur += take;
-        }
-        if (have >= 2) {
-            take = header_size(p->hdr[1]) - have;
-            if (take > (size_t)(end - cur))
-                take = (size_t)(end - cur);
-            memcpy(p->hdr + have, cur, take);
-            have += take;
-            cur += take;
-        }
+        size_t have = p->hdr_len;
+        if (have == 1)
+            p->hdr[have++] = *cur++; /* the length byte, which tells how much more to take */
+        size_t take = header_size(p->hdr[1]) - have;
+        if (take > (size_t)(end - cur))
+            take = (size_t)(end - cur);
+        memcpy(p->hdr + have, cur, take);
+        have += take;
+        cur += take;
         code = check_header(p, p->hdr, have, &f, &complete);
         if (code)
             return fail(p, code);

@@ -74,8 +74,6 @@ static void check_splice(const char *buf, size_t len, const vs_envelope_t *env, 
     size_t flen = sizeof from - 1, need = vs_envelope_splice_size(env, len, flen);
     char *out = malloc(need);
     json_t *got;
-    const char *key;
-    json_t *val;
     vs_envelope_t env2;
 
     if (vs_envelope_splice_from(buf, len, env, from, flen, out, need - 1) != VS_ETOOBIG ||
@@ -89,7 +87,9 @@ static void check_splice(const char *buf, size_t len, const vs_envelope_t *env, 
     json_object_del(got, "from");
     if (json_object_size(got) != json_object_size(root))
         disagree("spliced member count");
-    json_object_foreach(root, key, val) {
+    for (void *it = json_object_iter(root); it; it = json_object_iter_next(root, it)) {
+        const char *key = json_object_iter_key(it);
+        json_t *val = json_object_iter_value(it);
         if (!json_equal(json_object_get(got, key), val))
             disagree("spliced member");
     }
@@ -108,8 +108,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int want = jansson_verdict(buf, size, &root);
     vs_envelope_t env;
     int rc = vs_envelope_scan(buf, size, 0, &env);
-    const char *key;
-    json_t *val;
 
     if (rc != want) {
         fprintf(stderr, "scanner %d, jansson %d\n", rc, want);
@@ -129,7 +127,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (env.members != json_object_size(root) ||
             env.from_count != (json_object_get(root, "from") != NULL))
             disagree("members");
-        json_object_foreach(root, key, val) {
+        for (void *it = json_object_iter(root); it; it = json_object_iter_next(root, it)) {
+            const char *key = json_object_iter_key(it);
             if (!vs_envelope_has_member(&env, key))
                 disagree("has_member");
         }

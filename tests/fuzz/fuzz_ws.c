@@ -1,7 +1,8 @@
 /* fuzz_ws.c: the RFC 6455 frame parser (transport/ws.c).
  *
  * Input: one seed byte, then the client byte stream. The seed's low 4 bits pick the largest
- * chunk size (1 << bits) for a pseudo-random chunking, bits 4-6 the message size limit. The
+ * chunk size (1 << bits) for a pseudo-random chunking, bits 4-6 the message size limit, and
+ * bit 7 adds an empty chunk before each chunk of the chunked run. The
  * stream is parsed twice, whole and chunked, each chunk in its own exact-size heap copy so that
  * ASan sees any read past it; both runs must deliver the same events and end the same way, and
  * every delivery must satisfy the API's promises. */
@@ -98,9 +99,10 @@ static int parse_copy(vs_ws_parser_t *p, const uint8_t *data, size_t len, struct
     return rc;
 }
 
-/* Parses the stream in pseudo-random chunks of at most max_chunk bytes (SIZE_MAX: one chunk);
- * returns the first non-zero result. */
-static int run_stream(const uint8_t *s, size_t n, size_t max_chunk, uint32_t seed, struct run *r)
+/* Parses the stream in pseudo-random chunks of at most max_chunk bytes (SIZE_MAX: one chunk),
+ * each preceded by an empty one if empties is set; returns the first non-zero result. */
+static int run_stream(const uint8_t *s, size_t n, size_t max_chunk, uint32_t seed, int empties,
+                      struct run *r)
 {
     vs_ws_parser_t p;
     vs_ws_parser_init(&p, r->max_message);
@@ -114,6 +116,8 @@ static int run_stream(const uint8_t *s, size_t n, size_t max_chunk, uint32_t see
         }
         if (len > n - off)
             len = n - off;
+        if (empties && (rc = parse_copy(&p, s + off, 0, r)) != 0)
+            break;
         rc = parse_copy(&p, s + off, len, r);
         off += len;
         if (rc)
@@ -151,8 +155,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     struct run whole = {.max_message = max_message, .hash = 0xcbf29ce484222325ULL};
     struct run split = whole;
-    int rc_whole = run_stream(data + 1, size - 1, SIZE_MAX, 1, &whole);
-    int rc_split = run_stream(data + 1, size - 1, max_chunk, 0x9E3779B9u ^ seed, &split);
+    int rc_whole = run_stream(data + 1, size - 1, SIZE_MAX, 1, 0, &whole);
+    int rc_split = run_stream(data + 1, size - 1, max_chunk, 0x9E3779B9u ^ seed, seed >> 7,
+                              &split);
     CHECK(rc_whole == rc_split);
     CHECK(whole.events == split.events);
     CHECK(whole.hash == split.hash);

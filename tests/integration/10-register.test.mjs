@@ -1,6 +1,7 @@
 // Tier 10: hello and register (contract rules 1 and 2, key binding, replacement).
 
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { Client, closeAllClients, connectAs, makeIdentity, signRegister } from './lib/client.mjs';
 import { startServer, stopAll } from './lib/server.mjs';
@@ -178,7 +179,6 @@ describe('register', () => {
         assert.equal(m.id, 'forged');
         await assertUnregistered(c);
         // Wrong message: right key, but without the "volli-register" prefix.
-        const crypto = await import('node:crypto');
         const plain = crypto.sign(null, Buffer.from(`${c.hello.nonce}\n${userId}`),
                                   victim.privateKey).toString('base64');
         const m2 = await c.register(victim, { signature: plain });

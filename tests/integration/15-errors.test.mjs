@@ -210,7 +210,7 @@ describe('frame size limit', () => {
         await assertTooLarge(c);
         await assertPairWorks(p, 'small-after');
 
-        // Unregistered connections get the same treatment, and a valid id is not required.
+        // Non-JSON text from an unregistered connection is measured before it is parsed.
         const u = await Client.connect(small.port);
         u.sendText('x'.repeat(2000));
         await assertTooLarge(u);

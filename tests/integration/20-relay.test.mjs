@@ -22,6 +22,23 @@ async function pair() {
     return { a, b };
 }
 
+/**
+ * Waits for the relayed message of `type` at `to`; fails at once with the sender's error if
+ * the sender gets one instead (so a refused relay is reported as what it is, not a timeout).
+ */
+async function relayed(from, to, type) {
+    const stop = new AbortController();
+    const failed = from.next((m) => m.type === 'error', scaled(3000), 'sender error', stop.signal)
+        .then((e) => {
+            throw new Error(`the sender got ${e.raw} instead of a relay`);
+        }, () => new Promise(() => {}));
+    try {
+        return await Promise.race([to.next((m) => m.type === type, scaled(3000), type), failed]);
+    } finally {
+        stop.abort();
+    }
+}
+
 async function closeAll(...cs) {
     for (const c of cs) await c.close();
 }
@@ -81,7 +98,7 @@ describe('relay', () => {
         for (const [type, field] of Object.entries(PAYLOAD_FIELD)) {
             for (const payload of payloads) {
                 a.send({ type, to: b.userId, [field]: payload });
-                const got = await b.recvType(type);
+                const got = (await relayed(a, b, type)).msg;
                 assert.deepEqual(got[field], payload, `${type} payload ${JSON.stringify(payload)}`);
                 assert.equal(got.from, a.userId);
             }
@@ -100,7 +117,7 @@ describe('relay', () => {
         ];
         for (const t of texts) {
             a.sendText(`{"type":"offer","to":"${b.userId}","offer":${t}}`);
-            const { raw } = await b.next((m) => m.type === 'offer', scaled(3000), 'offer');
+            const { raw } = await relayed(a, b, 'offer');
             assert.ok(raw.includes(t), `payload text changed:\n sent ${t}\n got  ${raw}`);
         }
         await closeAll(a, b);
@@ -110,7 +127,7 @@ describe('relay', () => {
         const { a, b } = await pair();
         const t = '{"long":123456789012345678901234567890,"u64":18446744073709551616}';
         a.sendText(`{"type":"answer","to":"${b.userId}","answer":${t}}`);
-        const { raw } = await b.next((m) => m.type === 'answer', scaled(3000), 'answer');
+        const { raw } = await relayed(a, b, 'answer');
         assert.ok(raw.includes(t), `payload text changed:\n sent ${t}\n got  ${raw}`);
         await closeAll(a, b);
     });
@@ -118,8 +135,8 @@ describe('relay', () => {
     test('strings with \\u0000 escapes are forwarded', async () => {
         const { a, b } = await pair();
         a.sendText(`{"type":"ice-candidate","to":"${b.userId}","candidate":"a\\u0000b"}`);
-        const got = await b.recvType('ice-candidate');
-        assert.equal(got.candidate, 'a\u0000b');
+        const { msg } = await relayed(a, b, 'ice-candidate');
+        assert.equal(msg.candidate, 'a\u0000b');
         await closeAll(a, b);
     });
 

@@ -161,7 +161,7 @@ describe('http', () => {
             assert.equal(hello.type, 'hello');
             ws.destroy();
         }
-        for (const p of ['/other', '/rtc2', '/healthz']) {
+        for (const p of ['/other', '/rtc2', '/rtc/x']) {
             const key = crypto.randomBytes(16).toString('base64');
             const r = await rawHttp(srv.port, upgradeRequest(p, key));
             assert.equal(r.status, 404, `upgrade on ${p}: ${r.statusLine}`);

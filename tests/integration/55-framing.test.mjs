@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { closeAllClients, connectAs } from './lib/client.mjs';
-import { destroyAllRaw, RawWs } from './lib/raw.mjs';
+import { destroyAllRaw, encodeFrame, RawWs } from './lib/raw.mjs';
 import { startServer, stopAll } from './lib/server.mjs';
 import { uid } from './lib/util.mjs';
 
@@ -138,22 +138,24 @@ describe('framing', () => {
         await expectClosedWith(ws, 1000, 'client close');
     });
 
-    test('frames with 16-bit and 64-bit lengths and byte-by-byte delivery work', async () => {
+    test('frames with 16-bit and 64-bit lengths, delivered in pieces, work', async () => {
         const ws = await open();
         const mid = JSON.stringify({ type: 'ping', id: 'm', pad: 'x'.repeat(300) });
         ws.sendText(mid);
         assert.deepEqual(await ws.nextJson(), { type: 'pong', id: 'm' });
-        // A 64-bit length field for a small payload is legal (if not minimal).
-        const small = Buffer.from('{"type":"ping","id":"l64"}');
-        const key = Buffer.from([9, 8, 7, 6]);
-        const head = Buffer.alloc(10);
-        head[0] = 0x81;
-        head[1] = 0x80 | 127;
-        head.writeBigUInt64BE(BigInt(small.length), 2);
-        const masked = Buffer.from(small.map((b, i) => b ^ key[i & 3]));
-        const frame = Buffer.concat([head, key, masked]);
-        for (const byte of frame) {
-            ws.sendBytes(Buffer.from([byte]));
+        // 65536 bytes: exactly the default limit, and the smallest payload that needs the
+        // 64-bit length form (RFC 6455 requires the minimal length encoding).
+        const big = { type: 'ping', id: 'l64', pad: '' };
+        big.pad = 'y'.repeat(65536 - JSON.stringify(big).length);
+        const frame = encodeFrame({ opcode: 1, payload: JSON.stringify(big) });
+        assert.equal(frame[1] & 0x7f, 127);
+        // The 14-byte header one byte at a time, then the body in uneven chunks.
+        for (let i = 0; i < 14; i++) {
+            ws.sendBytes(frame.subarray(i, i + 1));
+            await new Promise((r) => setImmediate(r));
+        }
+        for (let off = 14; off < frame.length; off += 7777) {
+            ws.sendBytes(frame.subarray(off, Math.min(off + 7777, frame.length)));
             await new Promise((r) => setImmediate(r));
         }
         assert.deepEqual(await ws.nextJson(), { type: 'pong', id: 'l64' });
@@ -162,13 +164,14 @@ describe('framing', () => {
 
     test('several frames in one TCP write are all processed in order', async () => {
         const ws = await open();
-        const { encodeFrame } = await import('./lib/raw.mjs');
         const bufs = [];
         for (let i = 0; i < 20; i++) {
             bufs.push(encodeFrame({ opcode: 1, payload: `{"type":"ping","id":"b${i}"}` }));
         }
         ws.sendBytes(Buffer.concat(bufs));
-        for (let i = 0; i < 20; i++) assert.deepEqual(await ws.nextJson(), { type: 'pong', id: `b${i}` });
+        for (let i = 0; i < 20; i++) {
+            assert.deepEqual(await ws.nextJson(), { type: 'pong', id: `b${i}` });
+        }
         ws.destroy();
         await assertPairWorks('after-batch');
     });

@@ -88,22 +88,34 @@ describe('cli', () => {
         });
     }
 
+    // Each file also sets host and port (unless they are the key under test), so that a
+    // server that wrongly accepts the file listens on 127.0.0.1 only, not on 0.0.0.0:7880.
+    const local = { host: '127.0.0.1', port: 0 };
     const badConfigs = [
         ['not JSON', '{"port": 0,', /config|json/i],
         ['not an object', '[1, 2]', /config|object/i],
-        ['an unknown key', { bogus_key: 1 }, /bogus_key/],
-        ['a string port', { port: 'abc' }, /port/],
-        ['a port out of range', { port: 70000 }, /port/],
-        ['a numeric log level', { log_level: 3 }, /log[-_]level/],
-        ['an unknown log level', { log_level: 'loud' }, /log[-_]level/],
-        ['a string max_frame', { max_frame: '1024' }, /max[-_]frame/],
-        ['a boolean host', { host: true }, /host/],
+        ['an unknown key', { ...local, bogus_key: 1 }, /bogus_key/],
+        ['a string port', { host: '127.0.0.1', port: 'abc' }, /port/],
+        ['a numeric-string port', { host: '127.0.0.1', port: '0' }, /port/],
+        ['a port out of range', { host: '127.0.0.1', port: 70000 }, /port/],
+        ['a numeric log level', { ...local, log_level: 3 }, /log[-_]level/],
+        ['an unknown log level', { ...local, log_level: 'loud' }, /log[-_]level/],
+        // Sizes may be written as strings with a suffix ("64k"), so only a value that is
+        // no size in any spelling counts as wrongly typed here.
+        ['a boolean max_frame', { ...local, max_frame: true }, /max[-_]frame/],
+        ['a non-size max_frame', { ...local, max_frame: 'big' }, /max[-_]frame/],
+        ['a string ping_interval', { ...local, ping_interval: '30' }, /ping[-_]interval/],
+        ['a numeric data_dir', { ...local, data_dir: 5 }, /data[-_]dir/],
+        ['a boolean host', { host: true, port: 0 }, /host/],
     ];
     for (const [what, content, names] of badConfigs) {
         test(`a config file with ${what} exits 2 naming it`, async () => {
             const file = writeConfig(content);
-            const r = await runCli(['--config', file, '--data-dir', tempDir(), '--log-format',
-                                    'json']);
+            const args = ['--config', file, '--log-format', 'json'];
+            if (!(typeof content === 'object' && 'data_dir' in content)) {
+                args.push('--data-dir', tempDir());
+            }
+            const r = await runCli(args);
             assert.equal(r.code, 2, `exit ${r.code}; stderr: ${r.stderr}`);
             assert.match(r.stderr, names);
         });

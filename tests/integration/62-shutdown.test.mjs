@@ -3,7 +3,9 @@
 
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
-import { Client, closeAllClients, connectAs, makeIdentity, signRegister } from './lib/client.mjs';
+import {
+    Client, closeAllClients, connectAs, makeIdentity, signRegister,
+} from './lib/client.mjs';
 import { startServer, stopAll, tempDir } from './lib/server.mjs';
 import { mapLimit, scaled, uid } from './lib/util.mjs';
 

@@ -67,8 +67,8 @@ describe('logging', () => {
         await b.recvType('offer');
         b.send({ type: 'answer', to: a.userId, answer: { sdp: markers.answer } });
         await a.recvType('answer');
-        a.send({ type: 'ice-candidate', to: b.userId,
-                 candidate: { candidate: `candidate:${markers.candidate} 1 udp 1 1.2.3.4 9 typ host` } });
+        const cand = `candidate:${markers.candidate} 1 udp 2122260223 10.0.0.1 9 typ host`;
+        a.send({ type: 'ice-candidate', to: b.userId, candidate: { candidate: cand } });
         await b.recvType('ice-candidate');
         a.send({ type: 'bye', to: b.userId, reason: markers.bye });
         await b.recvType('bye');

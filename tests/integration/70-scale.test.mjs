@@ -52,8 +52,8 @@ describe('scale', () => {
                   `volli_connections = ${sampleValue(metrics, 'volli_connections')}`);
         assert.ok(sampleValue(metrics, 'volli_registered_users') >= N,
                   `volli_registered_users = ${sampleValue(metrics, 'volli_registered_users')}`);
-        console.log(`server RSS with ${N} clients: ` +
-                    `${(sampleValue(metrics, 'process_resident_memory_bytes') / 1048576).toFixed(1)} MiB`);
+        const rss = sampleValue(metrics, 'process_resident_memory_bytes') / 1048576;
+        console.log(`server RSS with ${N} clients: ${rss.toFixed(1)} MiB`);
     });
 
     test('a sample of the 1,000 relays to each other', { timeout: scaled(60000) }, async () => {

@@ -155,8 +155,6 @@ static void check_splice(const char *buf, size_t len, const vs_envelope_t *env, 
     json_t *got, *without;
     vs_envelope_t env2;
     size_t c = 0, pos = env->open + 1;
-    const char *key;
-    json_t *val;
 
     if (vs_envelope_splice_from(buf, len, env, FROM, flen, out, need - 1) != VS_ETOOBIG)
         fail_input("splice into a short buffer", buf, len);
@@ -172,7 +170,9 @@ static void check_splice(const char *buf, size_t len, const vs_envelope_t *env, 
     if (!json_is_string(json_object_get(got, "from")) ||
         strcmp(json_string_value(json_object_get(got, "from")), FROM))
         fail_input("spliced from", buf, len);
-    json_object_foreach(root, key, val) {
+    for (void *it = json_object_iter(root); it; it = json_object_iter_next(root, it)) {
+        const char *key = json_object_iter_key(it);
+        json_t *val = json_object_iter_value(it);
         if (strcmp(key, "from") && !json_equal(json_object_get(got, key), val))
             fail_input("spliced member changed", buf, len);
     }
@@ -214,10 +214,9 @@ static long accepted_count;
 static void check_members(json_t *root, const vs_envelope_t *env, const char *buf, size_t len)
 {
     static const char *const absent[] = {"offer", "candidate", "", "a\\u0061", "k1000", "typ"};
-    const char *key;
-    json_t *val;
 
-    json_object_foreach(root, key, val) {
+    for (void *it = json_object_iter(root); it; it = json_object_iter_next(root, it)) {
+        const char *key = json_object_iter_key(it);
         if (!vs_envelope_has_member(env, key))
             fail_input("has_member misses a key", buf, len);
     }
@@ -284,6 +283,8 @@ struct tcase {
     int want;
 };
 
+/* One row per input would triple the table's length. */
+/* clang-format off */
 #define T(lit, want) {lit, sizeof(lit) - 1, want}
 
 /* 2^1024 - 2^970, the smallest decimal strtod rounds to infinity */
@@ -366,7 +367,8 @@ static const struct tcase table[] = {
     T("{\"a\":1.7976931348623159e308}", INV), T("{\"a\":-1.7976931348623159e308}", INV),
     T("{\"a\":" OVF "}", INV), T("{\"a\":" OVF ".0}", INV), T("{\"a\":" OVF_MINUS_1 ".0}", OK),
     T("{\"a\":" OVF_MINUS_1 ".99999999999}", OK), T("{\"a\":" OVF_MINUS_1 "e0}", OK),
-    T("{\"a\":" OVF "e-0}", INV), T("{\"a\":" OVF "0e-1}", INV), T("{\"a\":" OVF_MINUS_1 "9e-1}", OK),
+    T("{\"a\":" OVF "e-0}", INV), T("{\"a\":" OVF "0e-1}", INV),
+    T("{\"a\":" OVF_MINUS_1 "9e-1}", OK),
     T("{\"a\":0.0" OVF "e310}", INV), T("{\"a\":0.00" OVF "e310}", OK),
     T("{\"a\":1e-400}", OK), T("{\"a\":1e-99999999999999999999}", OK),
     T("{\"a\":1e99999999999999999999}", INV), T("{\"a\":0e99999999999999999999}", OK),
@@ -385,7 +387,8 @@ static const struct tcase table[] = {
     T("{\"from\":1\0}", OK), T("{\"a\":\"b\",\"from\":-2\0}", OK),
     T("{\"from\":true\0,\"a\":1}", OK),
     /* duplicate keys, compared after decoding, at every level */
-    T("{\"a\":1,\"a\":2}", INV), T("{\"a\":1,\"\\u0061\":2}", INV), T("{\"\\u0061\":1,\"a\":2}", INV),
+    T("{\"a\":1,\"a\":2}", INV), T("{\"a\":1,\"\\u0061\":2}", INV),
+    T("{\"\\u0061\":1,\"a\":2}", INV),
     T("{\"a\":1,\"b\":{\"a\":2}}", OK), T("{\"a\":{\"b\":1,\"b\":2}}", INV),
     T("[{\"a\":1,\"a\":1}]", INV), T("{\"a\":1,\"A\":2}", OK), T("{\"\":1,\"\":2}", INV),
     T("{\"\":1}", OK), T("{\"\xc3\xa9\":1,\"\\u00e9\":2}", INV),
@@ -412,6 +415,7 @@ static const struct tcase table[] = {
     T("  {\"from\":1 ,\n\"to\":2}\r\n", OK), T("{\"a\":{\"from\":1}}", OK),
     T("{\"from\":\"\\\"}\"}", OK),
 };
+/* clang-format on */
 
 static void test_table(void **state)
 {
@@ -429,8 +433,8 @@ static void test_table(void **state)
         }
         counts[got == 0 ? 0 : got == VS_EINVAL ? 1 : 2]++;
     }
-    print_message("table: %zu inputs, %zu objects, %zu invalid, %zu non-objects\n", n,
-                  counts[0], counts[1], counts[2]);
+    print_message("table: %zu inputs, %zu objects, %zu invalid, %zu non-objects\n", n, counts[0],
+                  counts[1], counts[2]);
 }
 
 /* ---- depth ---- */
@@ -449,8 +453,8 @@ static char *nest(const char *open, int n, const char *mid, const char *close, i
     return b;
 }
 
-static void depth_case(const char *open, int n, const char *mid, size_t midlen,
-                       const char *close, int m, int want)
+static void depth_case(const char *open, int n, const char *mid, size_t midlen, const char *close,
+                       int m, int want)
 {
     char midbuf[64];
     size_t len;
@@ -487,9 +491,9 @@ static void test_depth(void **state)
     D("{\"a\":", J - 1, "{}", "}", J - 1, OK);
     D("{\"a\":", J - 1, "[]", "}", J - 1, OK);
     D("{\"a\":", J, "1", "}", J, VS_EDEPTH);
-    D("{\"a\":", J, "", "}", 0, VS_EDEPTH);      /* EOF where a member value belongs */
-    D("{\"a\":", J - 1, "", "}", 0, INV);        /* same, one level up: just invalid */
-    D("[", J, "", "]", 0, INV);                  /* EOF where an element belongs */
+    D("{\"a\":", J, "", "}", 0, VS_EDEPTH); /* EOF where a member value belongs */
+    D("{\"a\":", J - 1, "", "}", 0, INV);   /* same, one level up: just invalid */
+    D("[", J, "", "]", 0, INV);             /* EOF where an element belongs */
     D("[", J, "tru", "]", J, VS_EDEPTH);
     D("[", J, "\"\\x\"", "]", J, INV);
     D("[", J, "\"\\u0000\"", "]", J, VS_EDEPTH);
@@ -606,9 +610,10 @@ static void test_large_objects(void **state)
 
     /* a typical relay message: no allocation at all */
     {
-        static const char msg[] = "{\"type\":\"candidate\",\"to\":\"bob\",\"id\":\"42\",\"payload\":"
-                                  "{\"candidate\":\"candidate:1 1 udp 2122260223 10.0.0.2 54321 "
-                                  "typ host\",\"sdpMid\":\"0\",\"sdpMLineIndex\":0}}";
+        static const char msg[] =
+            "{\"type\":\"candidate\",\"to\":\"bob\",\"id\":\"42\",\"payload\":"
+            "{\"candidate\":\"candidate:1 1 udp 2122260223 10.0.0.2 54321 "
+            "typ host\",\"sdpMid\":\"0\",\"sdpMLineIndex\":0}}";
         vs_envelope_t env;
         long before = total_allocs;
         assert_int_equal(vs_envelope_scan(msg, sizeof msg - 1, 0, &env), 0);
@@ -642,11 +647,13 @@ static uint64_t rnd(void)
     return rng_state = x;
 }
 
+/* clang-format off */
 #define S(lit) {lit, sizeof(lit) - 1, 0}
 
 static const struct tcase seeds[] = {
-    S("{\"type\":\"offer\",\"to\":\"bob@example.org\",\"id\":\"a1\",\"payload\":{\"sdp\":\"v=0\\r\\no=- "
-      "4611731400430051336 2 IN IP4 127.0.0.1\\r\\ns=-\\r\\nt=0 0\\r\\n\",\"type\":\"offer\"}}"),
+    S("{\"type\":\"offer\",\"to\":\"bob@example.org\",\"id\":\"a1\",\"payload\":"
+      "{\"sdp\":\"v=0\\r\\no=- 4611731400430051336 2 IN IP4 127.0.0.1\\r\\ns=-\\r\\n"
+      "t=0 0\\r\\n\",\"type\":\"offer\"}}"),
     S("{\"type\":\"candidate\",\"to\":\"b\",\"payload\":{\"candidate\":\"candidate:1 1 udp 212 "
       "10.0.0.2 5 typ host\",\"sdpMid\":\"0\",\"sdpMLineIndex\":0}}"),
     S("{\"from\":\"evil\",\"type\":\"chat\",\"to\":\"b\",\"text\":\"h\xc3\xa9llo \xe2\x82\xac "
@@ -663,12 +670,54 @@ static const struct tcase seeds[] = {
       "\"k28\":8,\"k29\":9,\"k30\":0,\"k31\":1,\"k32\":2,\"k33\":3,\"k\\u00334\":4}"),
     S("{\"id\":\"\\uD834\\uDD1E\",\"to\":{\"from\":\"x\"},\"from\":\"y\"}"),
 };
+/* clang-format on */
 
 static const char *const tokens[] = {
-    "\"", "\\", "{", "}", "[", "]", ",", ":", " ", "\t", "\n", "\r", "\0", "0", "1", "9", "-",
-    "+", ".", "e", "E", "true", "false", "null", "\\u", "\\u0000", "\\ud800", "\\udc00", "\\n",
-    "\xc3", "\xa9", "\xc3\xa9", "\xed\xa0\x80", "\xf4\x90", "\xff", "\x80", "\x01", "\x7f",
-    "\"from\":1,", ",\"from\":2", "\"a\":", "\"\\u0061\":", "e400", "9223372036854775808", "\f",
+    "\"",
+    "\\",
+    "{",
+    "}",
+    "[",
+    "]",
+    ",",
+    ":",
+    " ",
+    "\t",
+    "\n",
+    "\r",
+    "\0",
+    "0",
+    "1",
+    "9",
+    "-",
+    "+",
+    ".",
+    "e",
+    "E",
+    "true",
+    "false",
+    "null",
+    "\\u",
+    "\\u0000",
+    "\\ud800",
+    "\\udc00",
+    "\\n",
+    "\xc3",
+    "\xa9",
+    "\xc3\xa9",
+    "\xed\xa0\x80",
+    "\xf4\x90",
+    "\xff",
+    "\x80",
+    "\x01",
+    "\x7f",
+    "\"from\":1,",
+    ",\"from\":2",
+    "\"a\":",
+    "\"\\u0061\":",
+    "e400",
+    "9223372036854775808",
+    "\f",
 };
 
 static void mutate(char *b, size_t *len, size_t cap)
@@ -780,7 +829,8 @@ static void test_splice(void **state)
     expect_splice("{ \"a\" : 1 , \"from\" : \"e\" }", "x", "{\"from\":\"x\", \"a\" : 1  }");
     expect_splice("{\"a\":1,\"from\":{\"b\":[1]},\"c\":2}", "x",
                   "{\"from\":\"x\",\"a\":1,\"c\":2}");
-    expect_splice("{\"a\":{\"from\":1},\"b\":2}", "x", "{\"from\":\"x\",\"a\":{\"from\":1},\"b\":2}");
+    expect_splice("{\"a\":{\"from\":1},\"b\":2}", "x",
+                  "{\"from\":\"x\",\"a\":{\"from\":1},\"b\":2}");
     expect_splice("{\"fr\\u006fm\":\"e\",\"a\":1}", "x", "{\"from\":\"x\",\"a\":1}");
     expect_splice("\n{\"a\":\"s\",\"from\":1}\n", "u@d", "\n{\"from\":\"u@d\",\"a\":\"s\"}\n");
     expect_splice("{\"type\":\"offer\",\"payload\":{\"sdp\":\"v=0\\r\\n\"}}", "bob",
@@ -914,10 +964,10 @@ static void test_throughput(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_table),        cmocka_unit_test(test_depth),
+        cmocka_unit_test(test_table),         cmocka_unit_test(test_depth),
         cmocka_unit_test(test_large_objects), cmocka_unit_test(test_random_differential),
-        cmocka_unit_test(test_splice),       cmocka_unit_test(test_unescape),
-        cmocka_unit_test(test_arguments),    cmocka_unit_test(test_throughput),
+        cmocka_unit_test(test_splice),        cmocka_unit_test(test_unescape),
+        cmocka_unit_test(test_arguments),     cmocka_unit_test(test_throughput),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

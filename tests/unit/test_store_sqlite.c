@@ -453,6 +453,8 @@ static pid_t hold_exclusive_lock(const char *path, int *release_fd)
     if (pid == 0) {
         sqlite3 *db;
         char c = 1;
+        close(ready[0]);
+        close(release[1]);
         if (sqlite3_open(path, &db) != SQLITE_OK ||
             sqlite3_exec(db, "PRAGMA locking_mode = EXCLUSIVE; BEGIN EXCLUSIVE", NULL, NULL,
                          NULL) != SQLITE_OK)

@@ -476,6 +476,20 @@ static void test_utf8_kuhn(void **state)
         t[15] = (uint8_t)b;
         assert_int_equal(vs_utf8_valid(t, 16), b < 0x80);
     }
+    /* A bad byte, or a good sequence, at every offset of an ASCII run: the word-at-a-time
+       loop must stop on any lane. */
+    for (size_t pos = 0; pos < 40; pos++) {
+        uint8_t t[48];
+        memset(t, 'a', sizeof t);
+        t[pos] = 0x80;
+        assert_int_equal(vs_utf8_valid(t, sizeof t), 0);
+        t[pos] = 0xFF;
+        assert_int_equal(vs_utf8_valid(t, sizeof t), 0);
+        memcpy(t + pos, "\xf0\x9f\x98\x80", 4);
+        assert_int_equal(vs_utf8_valid(t, sizeof t), 1);
+        t[pos + 3] = 'a';
+        assert_int_equal(vs_utf8_valid(t, sizeof t), 0);
+    }
 }
 
 static void test_utf8_exhaustive(void **state)
@@ -697,7 +711,7 @@ static void test_zero_copy_and_heap(void **state)
     buf_free(&b);
     frame_str(&b, 0x01, "frag");
     assert_int_equal(feed(&p, b.p, b.len, &r), 0);
-    assert_true(vs_ws_parser_buffered(&p) >= 4);
+    assert_in_range(vs_ws_parser_buffered(&p), 4, 100); /* grows, but never past the limit */
     buf_free(&b);
     frame_str(&b, 0x80, "ment");
     assert_int_equal(feed(&p, b.p, b.len, &r), 0);

@@ -146,8 +146,11 @@ export class Client {
         this.ws.send(buf, { binary: true });
     }
 
-    /** Next queued or future frame {raw, msg} whose message matches pred; removed from queue. */
-    next(pred = () => true, ms = scaled(3000), what = 'a matching message') {
+    /**
+     * Next queued or future frame {raw, msg} whose message matches pred; removed from queue.
+     * An aborted `signal` withdraws the wait (so it cannot swallow a later message).
+     */
+    next(pred = () => true, ms = scaled(3000), what = 'a matching message', signal = null) {
         if (this.badFrame) return Promise.reject(this.badFrameError());
         for (const entry of this.queue) {
             if (this.matches(pred, entry)) {
@@ -164,6 +167,7 @@ export class Client {
         const p = new Promise((resolve, reject) => {
             waiter = { pred, resolve, reject, what };
             this.waiters.push(waiter);
+            signal?.addEventListener('abort', () => reject(new Error(`gave up on ${what}`)));
         });
         return withTimeout(p, ms, `${what}; queued: ${this.describeQueue()}`).finally(() => {
             this.waiters = this.waiters.filter((w) => w !== waiter);

@@ -101,6 +101,10 @@ export class Server {
 
     onLine(line) {
         this.lines.push(line);
+        // VOLLI_IT_ECHO=1 mirrors server logs to our stderr, for debugging a failing test.
+        if (process.env.VOLLI_IT_ECHO === '1') {
+            process.stderr.write(`[server ${this.pid}] ${line}\n`);
+        }
         let obj = null;
         try {
             obj = JSON.parse(line);
