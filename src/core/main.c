@@ -29,7 +29,6 @@ int main(int argc, char **argv)
     int code;
     vs_server_t *s = vs_server_new(&cfg, err, sizeof err, &code);
     if (!s) {
-        VS_LOG(VS_LOG_ERROR, "startup_failed", "error", "%s", err, NULL);
         fprintf(stderr, "volli-signal: %s\n", err);
         vs_config_deinit(&cfg);
         return code;

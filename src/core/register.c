@@ -181,6 +181,8 @@ static void after_cb(uv_work_t *w, int status)
             else if (b->result == VS_EMISMATCH)
                 vs_reply_error(&rq, VS_WERR_KEY_MISMATCH, "this user id is bound to another key",
                                NULL);
+            else if (b->result != 0)
+                vs_reply_error(&rq, VS_WERR_INTERNAL, "the key binding was refused", NULL);
             else if (c->user && strcmp(c->user->id, p->uid) != 0)
                 vs_reply_error(&rq, VS_WERR_ALREADY_REGISTERED,
                                "this connection is registered as another user id", NULL);

@@ -1,6 +1,7 @@
 /* envelope.c: see envelope.h. The contract is "same accept/reject as jansson 2.14's json_loadb
- * with JSON_REJECT_DUPLICATES", so branches below mirror src/load.c of jansson, including where
- * it differs from RFC 8259; comments name the jansson behaviour being reproduced. */
+ * with VS_JSON_FLAGS, and no raw NUL byte", so branches below mirror src/load.c of jansson,
+ * including where it differs from RFC 8259; comments name the jansson behaviour being
+ * reproduced. */
 #include "protocol/envelope.h"
 
 #include <limits.h>
@@ -96,9 +97,9 @@ static const uint8_t str_class[256] = {
 #define ONES 0x0101010101010101ULL
 #define HIGHS 0x8080808080808080ULL
 
-/* Nonzero if any of the 8 bytes is a quote, a backslash, a control character or non-ASCII.
- * Borrows can flag extra bytes after the first hit but never hide one; the caller then goes
- * byte by byte, so a false positive only costs time. */
+/* Sets the high bit of each of the 8 bytes that is a quote, a backslash, a control character or
+ * non-ASCII. Borrows can flag extra bytes above the first hit but never hide one, nor flag one
+ * below it; the caller then goes byte by byte, so a false flag only costs time. */
 static inline uint64_t special8(uint64_t v)
 {
     uint64_t q = v ^ (ONES * '"');
@@ -109,7 +110,7 @@ static inline uint64_t special8(uint64_t v)
 struct str {
     uint32_t shrink; /* raw length minus decoded length */
     bool escaped;
-    bool nul; /* contains \u0000 */
+    bool nul; /* contains \u0000: fine in a value, not in a key */
 };
 
 static inline int utf8_size(int32_t cp)
@@ -171,10 +172,14 @@ static inline int scan_string(const uint8_t **pp, const uint8_t *end, struct str
     s->nul = false;
     for (;;) {
         while (end - p >= 8) {
-            uint64_t v;
+            uint64_t v, m;
             memcpy(&v, p, 8);
-            if (special8(v))
+            if ((m = special8(v)) != 0) {
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+                p += __builtin_ctzll(m) >> 3; /* the lowest flag is never a false one */
+#endif
                 break;
+            }
             p += 8;
         }
         if (p == end)
@@ -307,7 +312,15 @@ toobig:
 
 enum { NUM_OK, NUM_SYNTAX, NUM_OVERFLOW };
 
-/* 2^1024 - 2^970: the smallest decimal that strtod rounds to infinity (the midpoint between
+/* With JSON_DECODE_INT_AS_REAL every number, integers included, goes through jansson's
+ * jsonp_strtod, which fails only when strtod returns +-HUGE_VAL with ERANGE ("real number
+ * overflow"); underflow to 0 or a denormal is accepted. Rather than copy the digits out to
+ * NUL-terminate them for strtod, overflow is decided exactly on the decimal text: glibc's strtod
+ * rounds correctly (to nearest, the mode the server never changes), and jansson swaps '.' for
+ * the locale's decimal point first, so the locale cannot change the result either. Numbers
+ * below 10^308 are settled by counting digits; only 309-digit magnitudes compare digits.
+ *
+ * 2^1024 - 2^970: the smallest decimal that strtod rounds to infinity (the midpoint between
  * DBL_MAX and 2^1024 rounds to even, i.e. up). 309 digits. */
 static const char overflow_min[] =
     "179769313486231580793728971405303415079934132710037826936173778980444968292764750946649017"
@@ -317,18 +330,8 @@ static const char overflow_min[] =
 
 #define EXP_CAP 1000000000000LL /* beyond any digit count of an input below 4 GiB */
 
-static bool int_overflows(const uint8_t *ds, const uint8_t *de, bool neg)
-{
-    size_t n = (size_t)(de - ds);
-
-    /* json_int_t is long long: jansson's strtoll reports ERANGE */
-    if (n != 19)
-        return n > 19;
-    return memcmp(ds, neg ? "9223372036854775808" : "9223372036854775807", 19) > 0;
-}
-
-/* True if strtod would overflow to +-HUGE_VAL ("real number overflow"); underflow is fine. The
- * value is 0.d1d2... x 10^k with d1 the first nonzero digit of [ds,de) then [fs,fe). */
+/* True if strtod would overflow to +-HUGE_VAL; underflow is fine. The magnitude is
+ * 0.d1d2... x 10^k with d1 the first nonzero digit of [ds,de) then [fs,fe) (fs NULL: none). */
 static bool real_overflows(const uint8_t *ds, const uint8_t *de, const uint8_t *fs,
                            const uint8_t *fe, int64_t exp)
 {
@@ -363,18 +366,16 @@ static bool real_overflows(const uint8_t *ds, const uint8_t *de, const uint8_t *
     return i == 309;
 }
 
-/* Lexes a number as jansson's lex_scan_number does. *pp at '-' or a digit; on return at the
- * character where jansson stopped (its lookahead), also on NUM_SYNTAX. */
+/* Lexes a number as jansson's lex_scan_number does with JSON_DECODE_INT_AS_REAL. *pp at '-' or
+ * a digit; on return at the character where jansson stopped (its lookahead), also on
+ * NUM_SYNTAX. The sign does not matter: overflow is symmetric. */
 static int lex_number(const uint8_t **pp, const uint8_t *end)
 {
     const uint8_t *p = *pp, *ds, *de, *fs = NULL, *fe = NULL;
-    bool neg = false, real = false;
     int64_t exp = 0;
 
-    if (*p == '-') {
-        neg = true;
+    if (*p == '-')
         p++;
-    }
     ds = p;
     if (p < end && *p == '0') {
         p++;
@@ -397,7 +398,6 @@ static int lex_number(const uint8_t **pp, const uint8_t *end)
             p++;
         while (p < end && is_digit(*p));
         fe = p;
-        real = true;
     }
     if (p < end && (*p == 'e' || *p == 'E')) {
         bool eneg = false;
@@ -413,11 +413,8 @@ static int lex_number(const uint8_t **pp, const uint8_t *end)
         } while (p < end && is_digit(*p));
         if (eneg)
             exp = -exp;
-        real = true;
     }
     *pp = p;
-    if (!real)
-        return int_overflows(ds, de, neg) ? NUM_OVERFLOW : NUM_OK;
     return real_overflows(ds, de, fs, fe, exp) ? NUM_OVERFLOW : NUM_OK;
 
 syntax:
@@ -766,7 +763,7 @@ static inline bool top_is_array(const uint8_t *arr, size_t depth)
 static int run(struct scan *s, size_t max_depth, vs_envelope_t *env)
 {
     const uint8_t *p = s->in, *end = s->end;
-    const uint8_t *vstart = NULL, *vend, *mend, *kquote = NULL, *comma = NULL;
+    const uint8_t *vstart = NULL, *vend, *kquote = NULL, *comma = NULL;
     uint8_t arr[VS_JSON_MAX_DEPTH / 8];
     size_t depth = 0;        /* open containers */
     size_t member_depth;     /* depth whose values are top-level members; SIZE_MAX if none */
@@ -809,14 +806,14 @@ value:
         goto value;
     case '"':
         p++;
-        if (scan_string(&p, end, &str) || str.nul)
-            return VS_EINVAL; /* "\u0000 is not allowed without JSON_ALLOW_NUL" */
+        if (scan_string(&p, end, &str))
+            return VS_EINVAL; /* a "\u0000" is fine here: JSON_ALLOW_NUL */
         goto after_value;
     case '-':
     case '0' ... '9':
         if (lex_number(&p, end) != NUM_OK)
             return VS_EINVAL;
-        goto after_token;
+        goto after_value;
     case 't':
     case 'f':
     case 'n': {
@@ -825,24 +822,17 @@ value:
         if ((size_t)(end - p) < n || memcmp(p, lit, n) != 0)
             return VS_EINVAL;
         p += n;
-        goto after_token;
+        goto after_value;
     }
     default:
         return VS_EINVAL;
     }
 
-after_token:
-    /* jansson reads one character past a number or keyword and ungets it; ungetting a NUL
-     * byte loses it (stream_get refills when buffer[pos] is 0), so one NUL here is skipped. */
-    vend = p;
-    if (p < end && *p == '\0')
-        p++;
-    goto value_done;
-
 after_value:
+    /* jansson would skip a single raw NUL right after a number or keyword (ungetting its
+     * lookahead loses it); our own rule rejects every raw NUL, so nothing is skipped here and
+     * the NUL fails below like any other stray byte. */
     vend = p;
-
-value_done:
     if (depth == member_depth && field != F_NONE)
         set_field(env, field, vstart, vend, str.escaped);
     if (depth == 0) {
@@ -850,7 +840,6 @@ value_done:
             return VS_EINVAL; /* "end of file expected" */
         return member_depth == 1 ? 0 : VS_EPROTO;
     }
-    mend = p; /* end of the member, a skipped NUL included, for "from" spans */
     p = skip_ws(p, end);
     if (p == end)
         return VS_EINVAL;
@@ -869,7 +858,7 @@ value_done:
         if (field == F_FROM) {
             /* a first member takes the comma after it (if any), any other the comma before */
             env->from[0].start = (size_t)((from_first ? kquote : comma) - s->in);
-            env->from[0].end = (size_t)((from_first && *p == ',' ? p + 1 : mend) - s->in);
+            env->from[0].end = (size_t)((from_first && *p == ',' ? p + 1 : vend) - s->in);
             env->from_count = 1;
         }
         comma = p;
@@ -894,7 +883,7 @@ key:
         kquote = p;
     p++;
     if (scan_string(&p, end, &str) || str.nul)
-        return VS_EINVAL; /* "NUL byte in object key not supported" */
+        return VS_EINVAL; /* "NUL byte in object key not supported", even with JSON_ALLOW_NUL */
     k.raw_len = (uint32_t)(p - 1 - s->in) - k.off;
     k.dec_len = k.raw_len - str.shrink;
     k.flags = str.escaped ? K_ESCAPED : 0;
@@ -940,6 +929,10 @@ int vs_envelope_scan(const char *json, size_t len, size_t max_depth, vs_envelope
     s.sets = NULL;
 
     rc = run(&s, max_depth, env);
+    /* The scan stops where jansson reports the depth error, but the NUL rule looks at the whole
+     * input; everything before that point held no NUL, or the scan would have failed there. */
+    if (rc == VS_EDEPTH && memchr(json, '\0', len))
+        rc = VS_EINVAL;
     env->json = json;
     env->len = len;
 

@@ -1,7 +1,18 @@
 /* envelope.h: the relay path's only JSON reader. One validating pass over a text frame that
- * accepts exactly what json_loadb(buf, len, JSON_REJECT_DUPLICATES, ...) accepts (jansson 2.14,
- * quirks included) and reports where the top-level "type", "to", "id" and "from" members are,
- * so a relayed message can be forwarded byte for byte with only "from" rewritten.
+ * accepts exactly the inputs the reference rule accepts, and reports where the top-level "type",
+ * "to", "id" and "from" members are, so a relayed message can be forwarded byte for byte with
+ * only "from" rewritten. The reference rule ("forward whatever JSON it is") is:
+ *
+ *     json_loadb(buf, len, VS_JSON_FLAGS, &err) succeeds (jansson 2.14, quirks included)
+ *     AND buf[0..len) holds no raw NUL byte (0x00),
+ *
+ * plus, for vs_envelope_scan() returning 0, a top-level object. So "\u0000" is accepted in
+ * string values but not in keys (jansson: "NUL byte in object key not supported", whatever the
+ * flags); numbers of any length are accepted unless strtod overflows to +-inf ("real number
+ * overflow"), underflow to 0 or a denormal is fine; duplicate keys (compared after decoding
+ * escapes) are rejected at every level. The NUL rule is ours: jansson skips one raw NUL right
+ * after a number or true/false/null (ungetting its lookahead loses it), which a browser's
+ * JSON.parse would refuse, so such frames are not forwarded.
  *
  * It owns nothing beyond a call: every slice and span points into the caller's buffer. It must
  * never build a DOM, never decode more than the caller asks for, and never keep the input. */
@@ -12,6 +23,11 @@
 #include <stdint.h>
 
 #include "common/slice.h"
+
+/* The jansson flags of the reference rule above; every json_loadb() of a client message uses
+ * them, so that what the relay forwards and what the rest of the server parses agree (expand
+ * only where <jansson.h> is included: the relay path itself does not use jansson). */
+#define VS_JSON_FLAGS (JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL)
 
 /* Kinds of a top-level member of interest. */
 #define VS_JSON_ABSENT 0
@@ -57,12 +73,13 @@ typedef struct vs_envelope {
     size_t len;
 } vs_envelope_t;
 
-/* Scans json[0..len). Returns 0 if it is a valid JSON object under jansson's rules (fills env),
- * VS_EINVAL for invalid JSON (including invalid UTF-8, "\u0000", duplicate keys, numbers jansson
- * cannot represent), VS_EPROTO if it is valid JSON but the top level is not an object (an array,
- * or a scalar jansson would accept with JSON_DECODE_ANY), VS_EDEPTH if nesting exceeds max_depth
- * (reported exactly where jansson reports "maximum parsing depth reached"), VS_ETOOBIG if len
- * does not fit in 32 bits. Depth counts as jansson does: the top-level value is at depth 1 and
+/* Scans json[0..len). Returns 0 if it is a JSON object under the reference rule (fills env),
+ * VS_EINVAL for anything the rule rejects (invalid JSON or UTF-8, a raw NUL byte anywhere,
+ * "\u0000" in a key, duplicate keys, numbers that overflow a double), VS_EPROTO if the rule
+ * accepts it but the top level is not an object (an array, or a scalar jansson would accept with
+ * JSON_DECODE_ANY), VS_EDEPTH if nesting exceeds max_depth (reported exactly where jansson
+ * reports "maximum parsing depth reached", unless the input holds a raw NUL byte, which makes it
+ * VS_EINVAL), VS_ETOOBIG if len does not fit in 32 bits. Depth counts as jansson does: the top-level value is at depth 1 and
  * every member or element, scalars included, one deeper than its container. max_depth 0 or
  * anything above VS_JSON_MAX_DEPTH means VS_JSON_MAX_DEPTH, so the scanner never accepts what
  * jansson rejects.
@@ -70,7 +87,7 @@ typedef struct vs_envelope {
  * keys in total (plus one per open object), e.g. any envelope whose objects have at most 32
  * members and nest at most 7 deep; objects with more than VS_ENVELOPE_SMALL_OBJECT members and
  * deeper paths use scratch memory that is freed before returning.
- * json: borrowed (may hold NUL bytes). env: borrowed, overwritten; its slices and spans borrow
+ * json: borrowed (need not be NUL-terminated). env: borrowed, overwritten; its slices and spans borrow
  * json and are meaningful only when 0 is returned. */
 int vs_envelope_scan(const char *json, size_t len, size_t max_depth, vs_envelope_t *env);
 
@@ -83,11 +100,13 @@ int vs_envelope_has_member(const vs_envelope_t *env, const char *name);
 /* Decodes a JSON string's raw contents (as in env->to) into out, NUL-terminated, for the rare
  * escaped case. Returns the decoded length, VS_ETOOBIG if it does not fit in cap-1 bytes (or in
  * an int), VS_EINVAL if raw holds a malformed escape. raw must come from a successful scan,
- * which guarantees valid UTF-8 and no "\u0000". raw: borrowed. out: borrowed, cap bytes. */
+ * which guarantees valid UTF-8. A value may hold "\u0000", decoded to a 0 byte inside out: use
+ * the returned length, not strlen() (keys never do). On error out holds "" (if cap > 0).
+ * raw: borrowed. out: borrowed, cap bytes. */
 int vs_json_unescape(vs_slice_t raw, char *out, size_t cap);
 
 /* The exact number of bytes vs_envelope_splice_from() writes for this envelope, input length
- * and from length. env: borrowed, from a successful scan. */
+ * and from length (SIZE_MAX if that overflows). env: borrowed, from a successful scan. */
 size_t vs_envelope_splice_size(const vs_envelope_t *env, size_t len, size_t from_len);
 
 /* Writes into out the object with a member "from":"<from>" inserted as the FIRST top-level

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -62,10 +63,13 @@ typedef struct sqlite_store {
     sqlite3 *wdb; /* worker thread */
     sqlite3_stmt *r_get, *r_count;
     sqlite3_stmt *w_begin, *w_commit, *w_rollback, *w_insert, *w_get;
+    int lock_fd; /* flock on DIR/volli.lock: one server per data directory */
 } sqlite_store_t;
 
-__attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errlen,
-                                                           const char *fmt, ...)
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
 {
     if (!err || errlen == 0)
         return;
@@ -101,7 +105,7 @@ static int db_err(sqlite3 *db, int rc, const char *path, const char *doing, char
         set_err(err, errlen, "database %s is read-only", path);
         break;
     case SQLITE_FULL:
-        set_err(err, errlen, "disk full while %s database %s", doing, path);
+        set_err(err, errlen, "cannot %s database %s: disk full", doing, path);
         break;
     case SQLITE_CANTOPEN:
     case SQLITE_IOERR:
@@ -267,8 +271,8 @@ static int migrate(sqlite3 *db, const char *path, char *err, size_t errlen)
         goto rollback;
     }
     if (version > SCHEMA_VERSION) {
-        set_err(err, errlen, "schema version %lld is newer than this binary supports (%d)",
-                version, SCHEMA_VERSION);
+        set_err(err, errlen, "schema version %lld is newer than this binary supports (%d)", version,
+                SCHEMA_VERSION);
         rc = VS_ESTORE;
         goto rollback;
     }
@@ -312,8 +316,8 @@ rollback:
     return rc;
 }
 
-static int prepare(sqlite3 *db, const char *sql, sqlite3_stmt **out, const char *path,
-                   char *err, size_t errlen)
+static int prepare(sqlite3 *db, const char *sql, sqlite3_stmt **out, const char *path, char *err,
+                   size_t errlen)
 {
     int rc = sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, out, NULL);
     return rc == SQLITE_OK ? 0 : db_err(db, rc, path, "prepare statements for", err, errlen);
@@ -332,8 +336,8 @@ static int open_conn(const char *path, int flags, int busy_ms, sqlite3 **out, ch
 
 static int open_writer(sqlite_store_t *s, const char *path, char *err, size_t errlen)
 {
-    int rc = open_conn(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, WRITER_BUSY_MS,
-                       &s->wdb, err, errlen);
+    int rc = open_conn(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, WRITER_BUSY_MS, &s->wdb,
+                       err, errlen);
     if (rc)
         return rc;
     /* SQLite silently falls back to read-only when it cannot open the file for writing. */
@@ -378,8 +382,8 @@ static int open_reader(sqlite_store_t *s, const char *path, char *err, size_t er
         return db_err(s->rdb, rc, path, "configure", err, errlen);
     if ((rc = prepare(s->rdb, "SELECT public_key FROM users WHERE user_id = ?1", &s->r_get, path,
                       err, errlen)) ||
-        (rc = prepare(s->rdb, "SELECT value FROM counters WHERE name = 'users'", &s->r_count,
-                      path, err, errlen)))
+        (rc = prepare(s->rdb, "SELECT value FROM counters WHERE name = 'users'", &s->r_count, path,
+                      err, errlen)))
         return rc;
     return 0;
 }
@@ -396,6 +400,8 @@ static void store_free(void *self)
     /* Reader first: the writer, closing last, checkpoints and removes the WAL. */
     sqlite3_close_v2(s->rdb);
     sqlite3_close_v2(s->wdb);
+    if (s->lock_fd >= 0)
+        close(s->lock_fd);
     free(s);
 }
 
@@ -563,6 +569,33 @@ static const vs_store_ops_t SQLITE_OPS = {
     .free = store_free,
 };
 
+/* WAL lets two processes share the database, but two servers would each believe they hold
+ * the only directory in memory: refuse the second one. The lock dies with the process. */
+static int lock_dir(sqlite_store_t *s, const char *dir, char *err, size_t errlen)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/volli.lock", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644); /* empty; holds no data */
+    if (fd < 0 && errno == EACCES)
+        fd = open(path, O_RDONLY | O_CLOEXEC); /* flock needs no write access */
+    if (fd < 0) {
+        set_err(err, errlen, "cannot create lock file %s: %s", path, strerror(errno));
+        return VS_EIO;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        close(fd);
+        if (e == EWOULDBLOCK)
+            set_err(err, errlen, "data directory %s is in use by another volli-signal process",
+                    dir);
+        else
+            set_err(err, errlen, "cannot lock %s: %s", path, strerror(e));
+        return VS_ESTORE;
+    }
+    s->lock_fd = fd;
+    return 0;
+}
+
 int vs_store_sqlite_open(const char *dir, vs_store_t *out, char *err, size_t errlen)
 {
     if (err && errlen)
@@ -599,6 +632,9 @@ int vs_store_sqlite_open(const char *dir, vs_store_t *out, char *err, size_t err
     }
 
     sqlite_store_t *s = vs_calloc(1, sizeof *s);
+    s->lock_fd = -1;
+    if ((rc = lock_dir(s, dir, err, errlen)) != 0)
+        goto fail;
     if ((rc = open_writer(s, path, err, errlen)) != 0)
         goto fail;
     /* The database file may be new: make its name durable before anything is acknowledged. */

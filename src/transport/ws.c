@@ -12,11 +12,11 @@
 _Static_assert(sizeof(vs_ws_parser_t) <= 64, "vs_ws_parser_t must stay within 64 bytes");
 
 enum {
-    ST_HDR = 0,  /* at a frame boundary, or inside a header kept in hdr[] */
-    ST_PAYLOAD,  /* inside the payload of a frame being copied to msg or ctl */
-    ST_CLOSED,   /* a close frame was delivered: ignore the rest of the stream */
-    ST_STOPPED,  /* a callback stopped us (or deinit): refuse input */
-    ST_FAILED,   /* protocol violation: close_code tells why */
+    ST_HDR = 0, /* at a frame boundary, or inside a header kept in hdr[] */
+    ST_PAYLOAD, /* inside the payload of a frame being copied to msg or ctl */
+    ST_CLOSED,  /* a close frame was delivered: ignore the rest of the stream */
+    ST_STOPPED, /* a callback stopped us (or deinit): refuse input */
+    ST_FAILED,  /* protocol violation: close_code tells why */
 };
 
 /* Incremental UTF-8 validator: the state says which bytes may come next. The special lead
@@ -179,8 +179,8 @@ static size_t header_size(uint8_t b1)
 /* Decodes as much of the header in b[0..n) (n >= 1) as is there, checking each field as soon
  * as it arrives so that a bad stream fails without waiting for more bytes. Returns 0 (with
  * *complete telling whether f is filled) or the close code of the violation. */
-static uint16_t check_header(const vs_ws_parser_t *p, const uint8_t *b, size_t n,
-                             struct frame *f, int *complete)
+static uint16_t check_header(const vs_ws_parser_t *p, const uint8_t *b, size_t n, struct frame *f,
+                             int *complete)
 {
     *complete = 0;
     f->fin = b[0] >> 7;
@@ -362,8 +362,8 @@ static int end_data_frame(vs_ws_parser_t *p, int fin, const vs_ws_callbacks_t *c
 
 /* At a frame boundary (or inside a header kept in hdr[]): reads the header and whatever of
  * the payload this chunk holds. */
-static int start_frame(vs_ws_parser_t *p, uint8_t **curp, uint8_t *end,
-                       const vs_ws_callbacks_t *cb, void *ud)
+static int start_frame(vs_ws_parser_t *p, uint8_t **curp, uint8_t *end, const vs_ws_callbacks_t *cb,
+                       void *ud)
 {
     uint8_t *cur = *curp;
     struct frame f;
@@ -484,8 +484,7 @@ static int continue_payload(vs_ws_parser_t *p, uint8_t **curp, uint8_t *end,
     return end_data_frame(p, p->frame_fin, cb, ud);
 }
 
-int vs_ws_parse(vs_ws_parser_t *p, uint8_t *data, size_t len, const vs_ws_callbacks_t *cb,
-                void *ud)
+int vs_ws_parse(vs_ws_parser_t *p, uint8_t *data, size_t len, const vs_ws_callbacks_t *cb, void *ud)
 {
     switch (p->state) {
     case ST_FAILED:

@@ -40,29 +40,29 @@ enum {
     VS_WS_CLOSE_INTERNAL = 1011
 };
 
-#define VS_WS_MAX_HEADER 10       /* longest server (unmasked) frame header */
-#define VS_WS_MAX_CONTROL 125     /* longest control frame payload */
+#define VS_WS_MAX_HEADER 10   /* longest server (unmasked) frame header */
+#define VS_WS_MAX_CONTROL 125 /* longest control frame payload */
 #define VS_WS_MAX_CLOSE_REASON 123
-#define VS_WS_ACCEPT_LEN 28       /* Sec-WebSocket-Accept value, without the NUL */
+#define VS_WS_ACCEPT_LEN 28 /* Sec-WebSocket-Accept value, without the NUL */
 
 /* Per-connection parser state. Embedded in the connection struct (64 bytes, no heap while
  * idle); the fields are private to ws.c. */
 typedef struct vs_ws_parser {
-    uint8_t *msg;        /* heap: data message being reassembled, or a data frame split
-                            across chunks; NULL when none */
-    uint8_t *ctl;        /* heap (VS_WS_MAX_CONTROL bytes): a control frame split across
-                            chunks; NULL when none */
-    uint32_t msg_len;    /* payload bytes in msg */
-    uint32_t msg_cap;    /* bytes allocated at msg */
-    uint32_t remaining;  /* payload bytes of the current frame still to come */
+    uint8_t *msg;       /* heap: data message being reassembled, or a data frame split
+                           across chunks; NULL when none */
+    uint8_t *ctl;       /* heap (VS_WS_MAX_CONTROL bytes): a control frame split across
+                           chunks; NULL when none */
+    uint32_t msg_len;   /* payload bytes in msg */
+    uint32_t msg_cap;   /* bytes allocated at msg */
+    uint32_t remaining; /* payload bytes of the current frame still to come */
     uint32_t max_message;
-    uint8_t mask[4];     /* masking key, rotated so mask[0] applies to the next byte */
-    uint8_t hdr[14];     /* a frame header split across chunks */
+    uint8_t mask[4]; /* masking key, rotated so mask[0] applies to the next byte */
+    uint8_t hdr[14]; /* a frame header split across chunks */
     uint8_t hdr_len;
     uint8_t state;
-    uint8_t frame_op;    /* opcode and FIN of the frame whose payload is being read */
+    uint8_t frame_op; /* opcode and FIN of the frame whose payload is being read */
     uint8_t frame_fin;
-    uint8_t msg_op;      /* TEXT or BINARY while a fragmented message is open, else 0 */
+    uint8_t msg_op; /* TEXT or BINARY while a fragmented message is open, else 0 */
     uint8_t ctl_len;
     uint8_t utf8;        /* incremental UTF-8 validator state of a text message */
     uint16_t close_code; /* set when the parser failed */

@@ -10,8 +10,8 @@
 
 static int allowed(unsigned char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-           c == '+' || c == '@' || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '+' ||
+           c == '@' || c == '-';
 }
 
 static unsigned char lower(unsigned char c)

@@ -5,7 +5,8 @@
  * bit 7 adds an empty chunk before each chunk of the chunked run. The
  * stream is parsed twice, whole and chunked, each chunk in its own exact-size heap copy so that
  * ASan sees any read past it; both runs must deliver the same events and end the same way, and
- * every delivery must satisfy the API's promises. */
+ * every delivery must satisfy the API's promises. vs_utf8_valid is also checked against an
+ * independent decoder, on the raw input and on every text delivery. */
 #include "fuzz.h"
 
 #include "common/error.h"
@@ -26,6 +27,39 @@ struct run {
     size_t events;
     int closed;
 };
+
+/* Decode-then-check, deliberately unlike the validator's state machine. */
+static int ref_utf8_valid(const uint8_t *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        uint32_t c = s[i], min;
+        size_t k;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if ((c & 0xE0) == 0xC0) {
+            k = 1, c &= 0x1F, min = 0x80;
+        } else if ((c & 0xF0) == 0xE0) {
+            k = 2, c &= 0x0F, min = 0x800;
+        } else if ((c & 0xF8) == 0xF0) {
+            k = 3, c &= 0x07, min = 0x10000;
+        } else {
+            return 0;
+        }
+        if (n - i - 1 < k)
+            return 0;
+        for (size_t j = 1; j <= k; j++) {
+            if ((s[i + j] & 0xC0) != 0x80)
+                return 0;
+            c = c << 6 | (s[i + j] & 0x3F);
+        }
+        if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF))
+            return 0;
+        i += k + 1;
+    }
+    return 1;
+}
 
 static void mix(struct run *r, const void *data, size_t len)
 {
@@ -52,7 +86,7 @@ static int on_message(void *ud, int opcode, uint8_t *data, size_t len)
     struct run *r = ud;
     CHECK(opcode == VS_WS_OP_TEXT || opcode == VS_WS_OP_BINARY);
     CHECK(len <= r->max_message);
-    CHECK(opcode != VS_WS_OP_TEXT || vs_utf8_valid(data, len));
+    CHECK(opcode != VS_WS_OP_TEXT || (vs_utf8_valid(data, len) && ref_utf8_valid(data, len)));
     if (len)
         data[len - 1] ^= 0x5A; /* data is ours to modify during the call */
     int rc = event(r, 1, opcode, data, len);
@@ -80,7 +114,7 @@ static int on_close(void *ud, uint16_t code, const uint8_t *reason, size_t len)
     CHECK(code == 1005 ? len == 0
                        : (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1011) ||
                              (code >= 3000 && code <= 4999));
-    CHECK(vs_utf8_valid(reason, len));
+    CHECK(vs_utf8_valid(reason, len) && ref_utf8_valid(reason, len));
     int rc = event(r, 4, code, reason, len);
     r->closed = 1;
     return rc;
@@ -149,6 +183,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static const size_t limits[8] = {0, 1, 16, 125, 126, 1000, 65536, 1 << 20};
     if (size == 0)
         return 0;
+    CHECK(vs_utf8_valid(data, size) == ref_utf8_valid(data, size));
     uint8_t seed = data[0];
     size_t max_chunk = (size_t)1 << (seed & 0x0F);
     size_t max_message = limits[(seed >> 4) & 7];
@@ -156,8 +191,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct run whole = {.max_message = max_message, .hash = 0xcbf29ce484222325ULL};
     struct run split = whole;
     int rc_whole = run_stream(data + 1, size - 1, SIZE_MAX, 1, 0, &whole);
-    int rc_split = run_stream(data + 1, size - 1, max_chunk, 0x9E3779B9u ^ seed, seed >> 7,
-                              &split);
+    int rc_split = run_stream(data + 1, size - 1, max_chunk, 0x9E3779B9u ^ seed, seed >> 7, &split);
     CHECK(rc_whole == rc_split);
     CHECK(whole.events == split.events);
     CHECK(whole.hash == split.hash);

@@ -52,12 +52,14 @@ static void test_rfc4648_vectors(void **state)
         uint8_t dec[16];
 
         memset(enc, 'X', sizeof enc);
-        assert_int_equal(vs_base64_encode((const uint8_t *)plain, n, enc), strlen(RFC_VECTORS[i].std));
+        assert_int_equal(vs_base64_encode((const uint8_t *)plain, n, enc),
+                         strlen(RFC_VECTORS[i].std));
         assert_string_equal(enc, RFC_VECTORS[i].std);
         assert_int_equal(vs_base64_encoded_len(n), strlen(RFC_VECTORS[i].std));
 
         memset(enc, 'X', sizeof enc);
-        assert_int_equal(vs_base64url_encode((const uint8_t *)plain, n, enc), strlen(RFC_VECTORS[i].url));
+        assert_int_equal(vs_base64url_encode((const uint8_t *)plain, n, enc),
+                         strlen(RFC_VECTORS[i].url));
         assert_string_equal(enc, RFC_VECTORS[i].url);
         assert_int_equal(vs_base64url_encoded_len(n), strlen(RFC_VECTORS[i].url));
 
@@ -102,9 +104,26 @@ static void test_rejects_bad_length_and_padding(void **state)
 {
     (void)state;
     const char *bad[] = {
-        "Z",        "Zg",       "Zg=",      "Zm9",      "Zm9vY",    "Zm9vYg=",  /* not a multiple of 4 */
-        "Zg===",    "Zm9v=",    "Zm9v====", "Zg==Zg==", "Zm8=Zm9v", /* extra or inner padding */
-        "====",     "Z===",     "=Zg=",     "Zg=a",     "Z=g=",     "=AAA",     /* misplaced */
+        /* not a multiple of 4 */
+        "Z",
+        "Zg",
+        "Zg=",
+        "Zm9",
+        "Zm9vY",
+        "Zm9vYg=",
+        /* extra or inner padding */
+        "Zg===",
+        "Zm9v=",
+        "Zm9v====",
+        "Zg==Zg==",
+        "Zm8=Zm9v",
+        /* misplaced padding */
+        "====",
+        "Z===",
+        "=Zg=",
+        "Zg=a",
+        "Z=g=",
+        "=AAA",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         expect_invalid(bad[i], strlen(bad[i]));

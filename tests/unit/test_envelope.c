@@ -414,6 +414,11 @@ static const struct tcase table[] = {
     T("{ \"a\":1 , \"from\" : {\"x\":[1]} , \"b\":2 }", OK), T("{\"f\\u0072om\":\"e\"}", OK),
     T("  {\"from\":1 ,\n\"to\":2}\r\n", OK), T("{\"a\":{\"from\":1}}", OK),
     T("{\"from\":\"\\\"}\"}", OK),
+    /* more members than the envelope remembers keys: has_member walks strings and containers */
+    T("{\"a\":\"x\\\",}]\",\"b\":{\"k\":[1,{\"z\":\"}\"}]},\"c\":[\"]\",{}],\"d\":1,\"e\":true,"
+      "\"f\":null,\"g\":-1e5,\"h\":[],\"offer\":{\"sdp\":\"v=0\"},\"t\\u0079pe\":\"o\"}", OK),
+    T("{\"1\":1,\"2\":2,\"3\":3,\"4\":4,\"5\":5,\"6\":6,\"7\":7,\"8\":{\"offer\":1},"
+      "\"9\":[\"offer\"],\"to\":\"b\",\"from\":2\0}", OK),
 };
 /* clang-format on */
 
@@ -848,7 +853,17 @@ static void test_splice(void **state)
     assert_int_equal(vs_envelope_splice_from("{}", 2, &env, "x", 1, out, 12), 12);
     assert_int_equal(vs_envelope_splice_from("{}", 2, &env, "x", 1, out, 11), VS_ETOOBIG);
     assert_int_equal(vs_envelope_splice_from("{}", 2, &env, "", 0, out, 11), 11);
+    /* a from too long to add to any length */
+    assert_int_equal(vs_envelope_splice_size(&env, 2, SIZE_MAX), SIZE_MAX);
+    assert_int_equal(vs_envelope_splice_from("{}", 2, &env, "x", SIZE_MAX, out, sizeof out),
+                     VS_ETOOBIG);
     /* an envelope that does not describe the input */
+    assert_int_equal(vs_envelope_scan("{\"a\":1,\"from\":2}", 16, 0, &env), 0);
+    env.from[0].end = 17;
+    assert_int_equal(
+        vs_envelope_splice_from("{\"a\":1,\"from\":2}", 16, &env, "x", 1, out, sizeof out),
+        VS_EINVAL);
+    assert_int_equal(vs_envelope_scan("{}", 2, 0, &env), 0);
     assert_int_equal(vs_envelope_splice_from("[]", 2, &env, "x", 1, out, sizeof out), VS_EINVAL);
     assert_int_equal(vs_envelope_splice_from("{", 0, &env, "x", 1, out, sizeof out), VS_EINVAL);
 }
@@ -887,6 +902,7 @@ static void test_unescape(void **state)
     assert_int_equal(vs_json_unescape(RAW("\\"), out, sizeof out), VS_EINVAL);
     s.p = NULL, s.len = 0;
     assert_int_equal(vs_json_unescape(s, out, sizeof out), 0);
+    assert_int_equal(vs_json_unescape(RAW("a"), NULL, 4), VS_EINVAL);
 #undef RAW
 }
 
@@ -911,6 +927,10 @@ static void test_arguments(void **state)
     assert_int_equal(env.id.len, 2);
     assert_int_equal(env.members, 3);
     assert_int_equal(env.open, 0);
+    assert_int_equal(vs_envelope_has_member(&env, "to"), 1);
+    /* a failed scan leaves nothing to find */
+    assert_int_equal(vs_envelope_scan("{\"to\":1", 7, 0, &env), VS_EINVAL);
+    assert_int_equal(vs_envelope_has_member(&env, "to"), 0);
 }
 
 /* ---- throughput (printed, not asserted) ---- */

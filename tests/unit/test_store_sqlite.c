@@ -260,9 +260,15 @@ static void test_batch_applied_in_order(void **state)
         const char *uid;
         int variant, result, created;
     } want[] = {
-        {"carol", 1, 0, 1}, {"dave", 1, 0, 1},  {"carol", 1, 0, 0}, {"carol", 3, VS_EMISMATCH, 0},
-        {"dave", 1, 0, 0},  {"erin", 4, 0, 1},  {"erin", 5, VS_EMISMATCH, 0},
-        {"zed", 1, 0, 0},   {"zed", 2, VS_EMISMATCH, 0},
+        {"carol", 1, 0, 1},
+        {"dave", 1, 0, 1},
+        {"carol", 1, 0, 0},
+        {"carol", 3, VS_EMISMATCH, 0},
+        {"dave", 1, 0, 0},
+        {"erin", 4, 0, 1},
+        {"erin", 5, VS_EMISMATCH, 0},
+        {"zed", 1, 0, 0},
+        {"zed", 2, VS_EMISMATCH, 0},
     };
     enum { N = sizeof want / sizeof want[0] };
     vs_binding_t items[N];
@@ -297,8 +303,8 @@ static void test_batch_invalid_items(void **state)
     memset(toolong, 'b', 129);
     toolong[129] = '\0';
     vs_binding_t items[] = {
-        {.user_id = NULL}, {.user_id = ""}, {.user_id = toolong}, {.user_id = longest},
-        {.user_id = "frank"},
+        {.user_id = NULL},    {.user_id = ""},      {.user_id = toolong},
+        {.user_id = longest}, {.user_id = "frank"},
     };
     for (size_t i = 0; i < 5; i++)
         key_for(items[i].user_id ? items[i].user_id : "", 1, items[i].key);
@@ -383,7 +389,8 @@ static void test_schema_constraints(void **state)
     assert_int_equal(raw_exec(f->path, "INSERT INTO users VALUES ('x', NULL, 0)") & 0xff,
                      SQLITE_CONSTRAINT);
     assert_int_equal(raw_exec(f->path, "INSERT INTO users VALUES ('x', "
-                                       "'0123456789abcdef0123456789abcdef', 0)") & 0xff,
+                                       "'0123456789abcdef0123456789abcdef', 0)") &
+                         0xff,
                      SQLITE_CONSTRAINT);
     assert_int_equal(raw_exec(f->path, "INSERT INTO users VALUES ('x', zeroblob(32), 0)"),
                      SQLITE_OK);
@@ -618,6 +625,50 @@ static void test_unusable_data_dir(void **state)
     expect_open_error(NULL, VS_EINVAL, "no data directory given");
 }
 
+/* SQLite quietly opens a file it cannot write read-only; the store must refuse instead. */
+static void test_readonly_database_file(void **state)
+{
+    fixture_t *f = *state;
+    vs_store_t st;
+    open_ok(f, &st);
+    vs_store_close(&st);
+    assert_int_equal(chmod(f->path, 0444), 0);
+    assert_int_equal(chmod(f->dir, 0777), 0);
+
+    char msg[256];
+    snprintf(msg, sizeof msg, "database %s is not writable", f->path);
+    if (geteuid() != 0) {
+        expect_open_error(f->dir, VS_ESTORE, msg);
+    } else {
+        assert_int_equal(chmod(f->root, 0755), 0);
+        char err[256] = "";
+        int rc = open_as_nobody(f->dir, err, sizeof err);
+        if (rc == 77) {
+            print_message("cannot drop root privileges here; skipped\n");
+        } else {
+            assert_int_equal(rc, VS_ESTORE);
+            assert_string_equal(err, msg);
+        }
+    }
+    assert_int_equal(chmod(f->path, 0600), 0);
+    assert_int_equal(chmod(f->dir, 0700), 0);
+}
+
+/* Two servers on one data directory would each think their in-memory directory is the only one. */
+static void test_second_instance_refused(void **state)
+{
+    fixture_t *f = *state;
+    vs_store_t st;
+    open_ok(f, &st);
+    char msg[512];
+    snprintf(msg, sizeof msg, "data directory %s is in use by another volli-signal process",
+             f->dir);
+    expect_open_error(f->dir, VS_ESTORE, msg);
+    vs_store_close(&st);
+    open_ok(f, &st); /* the lock goes with the store */
+    vs_store_close(&st);
+}
+
 static void test_commit_reaches_disk(void **state)
 {
     fixture_t *f = *state;
@@ -645,7 +696,7 @@ enum { CONC_BATCHES = 150, CONC_BATCH = 10 };
 
 typedef struct conc {
     vs_store_t *st;
-    atomic_int acked;   /* batches whose bind_keys returned 0 */
+    atomic_int acked; /* batches whose bind_keys returned 0 */
     atomic_int done;
     int writer_errors;
 } conc_t;
@@ -859,6 +910,8 @@ int main(void)
         T(test_locked_database),
         T(test_failed_batch_writes_nothing),
         T(test_unusable_data_dir),
+        T(test_readonly_database_file),
+        T(test_second_instance_refused),
         T(test_commit_reaches_disk),
         T(test_concurrent_reader),
         T(test_durable_across_abrupt_exit),

@@ -31,12 +31,6 @@ static void buf_put(struct buf *b, const void *data, size_t n)
     b->len += n;
 }
 
-static void buf_free(struct buf *b)
-{
-    free(b->p);
-    memset(b, 0, sizeof *b);
-}
-
 static uint32_t rng_state = 0x9E3779B9u;
 
 static uint32_t rng(void)
@@ -55,7 +49,7 @@ enum { LEN_MIN = 0, LEN_16 = 16, LEN_64 = 64, UNMASKED = 1 << 8 };
 static void frame_raw(struct buf *b, uint8_t b0, const void *payload, size_t len, uint64_t declared,
                       int flags)
 {
-    uint8_t h[14];
+    uint8_t h[14], key[4] = {0, 0, 0, 0};
     size_t n = 0;
     int form = flags & 0xFF;
     uint8_t mbit = (flags & UNMASKED) ? 0 : 0x80;
@@ -71,7 +65,6 @@ static void frame_raw(struct buf *b, uint8_t b0, const void *payload, size_t len
         for (int i = 0; i < 8; i++)
             h[n++] = (uint8_t)(declared >> (56 - 8 * i));
     }
-    uint8_t key[4] = {0, 0, 0, 0};
     if (mbit) {
         uint32_t k = rng() | 0x01010101u;
         memcpy(key, &k, 4);
@@ -93,6 +86,30 @@ static void frame(struct buf *b, uint8_t b0, const void *payload, size_t len)
 static void frame_str(struct buf *b, uint8_t b0, const char *s)
 {
     frame(b, b0, s, strlen(s));
+}
+
+static void vadd(struct buf *b, va_list ap)
+{
+    for (int b0; (b0 = va_arg(ap, int)) >= 0;)
+        frame_str(b, (uint8_t)b0, va_arg(ap, const char *));
+}
+
+/* Appends frames given as (int b0, const char *payload) pairs, ended by -1. */
+static void add(struct buf *b, ...)
+{
+    va_list ap;
+    va_start(ap, b);
+    vadd(b, ap);
+    va_end(ap);
+}
+
+/* A string of n 'q's, n <= 5000. */
+static const char *qs(size_t n)
+{
+    static char q[5001];
+    if (!q[0])
+        memset(q, 'q', sizeof q - 1);
+    return q + sizeof q - 1 - n;
 }
 
 static void close_frame(struct buf *b, uint16_t code, const char *reason)
@@ -118,7 +135,7 @@ struct event {
 struct rec {
     struct event ev[2048];
     size_t n;
-    size_t stop_at; /* event index whose callback returns stop_rc; 0 = never */
+    size_t stop_at; /* the callback of event number stop_at returns stop_rc; 0 = never */
     int stop_rc;
 };
 
@@ -197,8 +214,8 @@ static int feed(vs_ws_parser_t *p, const uint8_t *data, size_t len, struct rec *
 }
 
 /* Feeds b in chunks of the given sizes (cycled), stopping at the first non-zero return. */
-static int feed_chunked(vs_ws_parser_t *p, const struct buf *b, const size_t *sizes,
-                        size_t nsizes, struct rec *r)
+static int feed_chunked(vs_ws_parser_t *p, const struct buf *b, const size_t *sizes, size_t nsizes,
+                        struct rec *r)
 {
     size_t off = 0, k = 0;
     while (off < b->len) {
@@ -213,35 +230,87 @@ static int feed_chunked(vs_ws_parser_t *p, const struct buf *b, const size_t *si
     return 0;
 }
 
-/* Parses b whole and byte by byte; both must fail with err/code after `before` events, hold
- * no heap afterwards, and refuse further input with the same error. */
-static void expect_violation(const struct buf *b, size_t max, int err, uint16_t code,
-                             size_t before)
+static const size_t whole[] = {SIZE_MAX}, bytewise[] = {1};
+
+/* Parses b whole and byte by byte; both must fail with err (and its close code) after
+ * `before` events, hold no heap afterwards, and refuse further input with the same error. */
+static void expect_violation(const struct buf *b, size_t max, int err, size_t before)
 {
-    static const size_t whole[] = {SIZE_MAX}, bytes[] = {1};
-    const size_t *plans[] = {whole, bytes};
+    uint16_t code = err == VS_EUTF8 ? 1007 : err == VS_ETOOBIG ? 1009 : 1002;
+    static struct rec r;
+    struct buf ok = {0};
+    frame_str(&ok, 0x81, "ok");
     for (int k = 0; k < 2; k++) {
         vs_ws_parser_t p;
-        struct rec r = {0};
         vs_ws_parser_init(&p, max);
         assert_int_equal(vs_ws_parser_close_code(&p), 0);
-        assert_int_equal(feed_chunked(&p, b, plans[k], 1, &r), err);
+        assert_int_equal(feed_chunked(&p, b, k ? bytewise : whole, 1, &r), err);
         assert_int_equal(vs_ws_parser_close_code(&p), code);
         assert_int_equal(r.n, before);
         assert_int_equal(vs_ws_parser_buffered(&p), 0);
-        struct buf ok = {0};
-        frame_str(&ok, 0x81, "ok");
         assert_int_equal(feed(&p, ok.p, ok.len, &r), err);
         assert_int_equal(r.n, before);
-        buf_free(&ok);
         rec_reset(&r);
         vs_ws_parser_deinit(&p);
     }
+    free(ok.p);
 }
 
 static void expect_proto(const struct buf *b, size_t before)
 {
-    expect_violation(b, 1 << 20, VS_EPROTO, 1002, before);
+    expect_violation(b, 1 << 20, VS_EPROTO, before);
+}
+
+/* expect_violation() on the frames given as for add(). */
+static void expect_fail(size_t max, int err, size_t before, ...)
+{
+    struct buf b = {0};
+    va_list ap;
+    va_start(ap, before);
+    vadd(&b, ap);
+    va_end(ap);
+    expect_violation(&b, max, err, before);
+    free(b.p);
+}
+
+/* Each parser test gets a parser (limit 100), a recorder and a frame buffer. */
+struct fx {
+    vs_ws_parser_t p;
+    struct rec r;
+    struct buf b;
+};
+
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    vs_ws_parser_init(&f->p, 100);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    vs_ws_parser_deinit(&f->p);
+    rec_reset(&f->r);
+    free(f->b.p);
+    free(f);
+    return 0;
+}
+
+/* Starts another case in the same test: a fresh parser, no events, no frames. */
+static void restart(struct fx *f, size_t max)
+{
+    vs_ws_parser_deinit(&f->p);
+    vs_ws_parser_init(&f->p, max);
+    rec_reset(&f->r);
+    f->b.len = 0;
+}
+
+static int feed_all(struct fx *f)
+{
+    return feed(&f->p, f->b.p, f->b.len, &f->r);
 }
 
 /* ---- handshake, encoders, UTF-8 ---- */
@@ -267,14 +336,16 @@ static void test_accept_key(void **state)
     assert_int_equal(vs_ws_accept_key("dGhlIHNhbXBsZSBub25jZQ==trailing", 24, out), 0);
     assert_string_equal(out, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
 
+    /* empty, 23 and 25 chars, 18 bytes without padding, 15.5 bytes, non-canonical trailing
+       bits, a base64url digit, other non-base64 characters */
     static const char *bad[] = {
         "",
-        "dGhlIHNhbXBsZSBub25jZQ=",   /* 23 chars */
-        "dGhlIHNhbXBsZSBub25jZQ===", /* 25 chars */
-        "dGhlIHNhbXBsZSBub25jZQAA",  /* 18 bytes, no padding */
-        "dGhlIHNhbXBsZSBub25jZ===",  /* 15 bytes and a half */
-        "dGhlIHNhbXBsZSBub25jZR==",  /* non-canonical trailing bits */
-        "dGhlIHNhbXBsZSBub25jZ-==",  /* base64url digit */
+        "dGhlIHNhbXBsZSBub25jZQ=",
+        "dGhlIHNhbXBsZSBub25jZQ===",
+        "dGhlIHNhbXBsZSBub25jZQAA",
+        "dGhlIHNhbXBsZSBub25jZ===",
+        "dGhlIHNhbXBsZSBub25jZR==",
+        "dGhlIHNhbXBsZSBub25jZ-==",
         "dGhlIHNhbXBsZSB*b25jZQ==",
         "dGhlIHNhbXBsZSB b25jZQ==",
     };
@@ -376,101 +447,64 @@ static int ref_utf8_valid(const uint8_t *s, size_t n)
     return 1;
 }
 
-#define U(s) (const uint8_t *)(s), sizeof(s) - 1
-
-static const struct {
+struct str {
     const uint8_t *s;
     size_t len;
-} utf8_good[] = {
-    {U("")},
-    {U("plain ASCII, long enough to take the word-at-a-time path")},
-    {U("\x00\x7f")},
-    {U("\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5")}, /* Kuhn 1: kosme */
-    {U("\xc2\x80")},                                     /* 2.1 first of each length */
-    {U("\xe0\xa0\x80")},
-    {U("\xf0\x90\x80\x80")},
-    {U("\xdf\xbf")}, /* 2.2 last of each length (up to U+10FFFF) */
-    {U("\xef\xbf\xbf")},
-    {U("\xf4\x8f\xbf\xbf")},
-    {U("\xed\x9f\xbf")}, /* 2.3 other boundaries: U+D7FF, U+E000, U+FFFD */
-    {U("\xee\x80\x80")},
-    {U("\xef\xbf\xbd")},
-    {U("\xef\xbf\xbe")}, /* 5.3 noncharacters are valid UTF-8 */
-    {U("ASCII then \xe2\x82\xac and \xf0\x9f\x98\x80 and more ASCII text here")},
+};
+/* One Kuhn section per line reads better than one case per line. */
+/* clang-format off */
+#define U(lit) {(const uint8_t *)(lit), sizeof(lit) - 1}
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Markus Kuhn's UTF-8 decoder stress test, by section. */
+static const struct str utf8_good[] = {
+    U(""), U("\x00\x7f"), U("plain ASCII, long enough to take the word-at-a-time path"),
+    U("\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5"),            /* 1: kosme */
+    U("\xc2\x80"), U("\xe0\xa0\x80"), U("\xf0\x90\x80\x80"),       /* 2.1 first of a length */
+    U("\xdf\xbf"), U("\xef\xbf\xbf"), U("\xf4\x8f\xbf\xbf"),       /* 2.2 last (to U+10FFFF) */
+    U("\xed\x9f\xbf"), U("\xee\x80\x80"), U("\xef\xbf\xbd"),       /* 2.3 U+D7FF E000 FFFD */
+    U("\xef\xbf\xbe"),                                             /* 5.3 nonchars are valid */
+    U("ASCII then \xe2\x82\xac and \xf0\x9f\x98\x80 and more ASCII text here"),
 };
 
-static const struct {
-    const uint8_t *s;
-    size_t len;
-} utf8_bad[] = {
-    {U("\x80")}, /* 3.1 unexpected continuation bytes */
-    {U("\xbf")},
-    {U("\x80\xbf\x80")},
-    {U("abc\x80")},
-    {U("\xc0 ")}, /* 3.2 lonely start bytes */
-    {U("\xe0 ")},
-    {U("\xf0 ")},
-    {U("\xf8 ")},
-    {U("\xfc ")},
-    {U("\xc2")}, /* 3.3 sequences with the last byte missing */
-    {U("\xe0\xa0")},
-    {U("\xf0\x90\x80")},
-    {U("\xdf")},
-    {U("\xef\xbf")},
-    {U("\xf4\x8f\xbf")},
-    {U("\xe2\x82 more text")},
-    {U("\xc2\xe0\xa0\xf0\x90\x80")}, /* 3.4 concatenated incomplete */
-    {U("\xfe")},                     /* 3.5 impossible bytes */
-    {U("\xff")},
-    {U("\xfe\xfe\xff\xff")},
-    {U("\xc0\xaf")}, /* 4.1 overlong '/' */
-    {U("\xe0\x80\xaf")},
-    {U("\xf0\x80\x80\xaf")},
-    {U("\xf8\x80\x80\x80\xaf")},
-    {U("\xfc\x80\x80\x80\x80\xaf")},
-    {U("\xc1\xbf")}, /* 4.2 maximum overlongs */
-    {U("\xe0\x9f\xbf")},
-    {U("\xf0\x8f\xbf\xbf")},
-    {U("\xc0\x80")}, /* 4.3 overlong NUL */
-    {U("\xe0\x80\x80")},
-    {U("\xf0\x80\x80\x80")},
-    {U("\xed\xa0\x80")}, /* 5.1 single surrogates */
-    {U("\xed\xad\xbf")},
-    {U("\xed\xae\x80")},
-    {U("\xed\xaf\xbf")},
-    {U("\xed\xb0\x80")},
-    {U("\xed\xbe\x80")},
-    {U("\xed\xbf\xbf")},
-    {U("\xed\xa0\x80\xed\xb0\x80")}, /* 5.2 paired surrogates */
-    {U("\xed\xaf\xbf\xed\xbf\xbf")},
-    {U("\xf4\x90\x80\x80")}, /* beyond U+10FFFF */
-    {U("\xf5\x80\x80\x80")},
-    {U("\xf7\xbf\xbf\xbf")},
-    {U("\xf8\x88\x80\x80\x80")},
-    {U("\xfc\x84\x80\x80\x80\x80")},
-    {U("\xe2\x28\xa1")}, /* continuation replaced by ASCII */
+static const struct str utf8_bad[] = {
+    U("\x80"), U("\xbf"), U("\x80\xbf\x80"), U("abc\x80"),            /* 3.1 continuations */
+    U("\xc0 "), U("\xe0 "), U("\xf0 "), U("\xf8 "), U("\xfc "),       /* 3.2 lonely starts */
+    U("\xc2"), U("\xe0\xa0"), U("\xf0\x90\x80"), U("\xdf"),           /* 3.3 last byte missing */
+    U("\xef\xbf"), U("\xf4\x8f\xbf"), U("\xe2\x82 more text"),
+    U("\xc2\xe0\xa0\xf0\x90\x80"),                                    /* 3.4 concatenated */
+    U("\xfe"), U("\xff"), U("\xfe\xfe\xff\xff"),                      /* 3.5 impossible bytes */
+    U("\xc0\xaf"), U("\xe0\x80\xaf"), U("\xf0\x80\x80\xaf"),          /* 4.1 overlong '/' */
+    U("\xf8\x80\x80\x80\xaf"), U("\xfc\x80\x80\x80\x80\xaf"),
+    U("\xc1\xbf"), U("\xe0\x9f\xbf"), U("\xf0\x8f\xbf\xbf"),          /* 4.2 max overlongs */
+    U("\xc0\x80"), U("\xe0\x80\x80"), U("\xf0\x80\x80\x80"),          /* 4.3 overlong NUL */
+    U("\xed\xa0\x80"), U("\xed\xad\xbf"), U("\xed\xae\x80"),          /* 5.1 surrogates */
+    U("\xed\xaf\xbf"), U("\xed\xb0\x80"), U("\xed\xbe\x80"), U("\xed\xbf\xbf"),
+    U("\xed\xa0\x80\xed\xb0\x80"), U("\xed\xaf\xbf\xed\xbf\xbf"),     /* 5.2 paired */
+    U("\xf4\x90\x80\x80"), U("\xf5\x80\x80\x80"), U("\xf7\xbf\xbf\xbf"), /* > U+10FFFF */
+    U("\xf8\x88\x80\x80\x80"), U("\xfc\x84\x80\x80\x80\x80"),
+    U("\xe2\x28\xa1"),                                 /* continuation replaced by ASCII */
 };
+/* clang-format on */
 
 static void test_utf8_kuhn(void **state)
 {
     (void)state;
-    for (size_t i = 0; i < sizeof utf8_good / sizeof utf8_good[0]; i++) {
+    for (size_t i = 0; i < COUNT(utf8_good); i++) {
         assert_int_equal(vs_utf8_valid(utf8_good[i].s, utf8_good[i].len), 1);
         assert_int_equal(ref_utf8_valid(utf8_good[i].s, utf8_good[i].len), 1);
     }
-    for (size_t i = 0; i < sizeof utf8_bad / sizeof utf8_bad[0]; i++) {
+    for (size_t i = 0; i < COUNT(utf8_bad); i++) {
         assert_int_equal(vs_utf8_valid(utf8_bad[i].s, utf8_bad[i].len), 0);
         assert_int_equal(ref_utf8_valid(utf8_bad[i].s, utf8_bad[i].len), 0);
     }
     /* Every byte that can never appear: C0, C1, F5-FF, alone and followed by continuations. */
     for (int b = 0; b < 256; b++) {
         uint8_t s[4] = {(uint8_t)b, 0x80, 0x80, 0x80};
-        int never = b == 0xC0 || b == 0xC1 || b >= 0xF5;
-        if (never) {
+        if (b == 0xC0 || b == 0xC1 || b >= 0xF5) {
             for (size_t n = 1; n <= 4; n++)
                 assert_int_equal(vs_utf8_valid(s, n), 0);
         }
-        /* Placed after 15 ASCII bytes, a bad byte must not be skipped by the word loop. */
         uint8_t t[16];
         memset(t, 'a', 15);
         t[15] = (uint8_t)b;
@@ -492,6 +526,8 @@ static void test_utf8_kuhn(void **state)
     }
 }
 
+/* Against the oracle: every 2- and 3-byte string, and 4-byte strings with every lead from E0
+ * and every second and third byte. */
 static void test_utf8_exhaustive(void **state)
 {
     (void)state;
@@ -519,219 +555,171 @@ static void test_utf8_exhaustive(void **state)
 
 static void test_single_frames(void **state)
 {
-    (void)state;
-    vs_ws_parser_t p;
-    struct rec r = {0};
-    struct buf b = {0};
-    uint8_t big[70000];
+    struct fx *f = *state;
+    static uint8_t big[70000];
     for (size_t i = 0; i < sizeof big; i++)
         big[i] = (uint8_t)(i * 7 + 3);
-    frame_str(&b, 0x81, "hello");
-    frame(&b, 0x82, big, 200);    /* 16-bit length */
-    frame(&b, 0x82, big, 65535);  /* largest 16-bit length */
-    frame(&b, 0x82, big, 70000);  /* 64-bit length */
-    frame(&b, 0x82, "\xff\xfe", 2); /* binary is not UTF-8 checked */
-    frame_str(&b, 0x89, "ping!");
-    frame_str(&b, 0x8A, "pong!");
-    frame(&b, 0x89, big, 125);
-    close_frame(&b, 1000, "bye");
-    vs_ws_parser_init(&p, 70000);
-    assert_int_equal(feed(&p, b.p, b.len, &r), 0);
-    assert_int_equal(r.n, 9);
-    assert_event(&r, 0, EV_MSG, VS_WS_OP_TEXT, "hello", 5);
-    assert_event(&r, 1, EV_MSG, VS_WS_OP_BINARY, big, 200);
-    assert_event(&r, 2, EV_MSG, VS_WS_OP_BINARY, big, 65535);
-    assert_event(&r, 3, EV_MSG, VS_WS_OP_BINARY, big, 70000);
-    assert_event(&r, 4, EV_MSG, VS_WS_OP_BINARY, "\xff\xfe", 2);
-    assert_event(&r, 5, EV_PING, 0, "ping!", 5);
-    assert_event(&r, 6, EV_PONG, 0, "pong!", 5);
-    assert_event(&r, 7, EV_PING, 0, big, 125);
-    assert_event(&r, 8, EV_CLOSE, 1000, "bye", 3);
-    assert_int_equal(vs_ws_parser_close_code(&p), 0);
-    vs_ws_parser_deinit(&p);
-    rec_reset(&r);
-    buf_free(&b);
+    restart(f, 70000);
+    frame_str(&f->b, 0x81, "hello");
+    frame(&f->b, 0x82, big, 200);      /* 16-bit length */
+    frame(&f->b, 0x82, big, 65535);    /* largest 16-bit length */
+    frame(&f->b, 0x82, big, 70000);    /* 64-bit length */
+    frame(&f->b, 0x82, "\xff\xfe", 2); /* binary is not UTF-8 checked */
+    frame_str(&f->b, 0x89, "ping!");
+    frame_str(&f->b, 0x8A, "pong!");
+    frame(&f->b, 0x89, big, 125);
+    close_frame(&f->b, 1000, "bye");
+    assert_int_equal(feed_all(f), 0);
+    assert_int_equal(f->r.n, 9);
+    assert_event(&f->r, 0, EV_MSG, VS_WS_OP_TEXT, "hello", 5);
+    assert_event(&f->r, 1, EV_MSG, VS_WS_OP_BINARY, big, 200);
+    assert_event(&f->r, 2, EV_MSG, VS_WS_OP_BINARY, big, 65535);
+    assert_event(&f->r, 3, EV_MSG, VS_WS_OP_BINARY, big, 70000);
+    assert_event(&f->r, 4, EV_MSG, VS_WS_OP_BINARY, "\xff\xfe", 2);
+    assert_event(&f->r, 5, EV_PING, 0, "ping!", 5);
+    assert_event(&f->r, 6, EV_PONG, 0, "pong!", 5);
+    assert_event(&f->r, 7, EV_PING, 0, big, 125);
+    assert_event(&f->r, 8, EV_CLOSE, 1000, "bye", 3);
+    assert_int_equal(vs_ws_parser_close_code(&f->p), 0);
 }
 
 static void test_zero_length_frames(void **state)
 {
-    (void)state;
-    vs_ws_parser_t p;
-    struct rec r = {0};
-    struct buf b = {0};
-    frame(&b, 0x81, "", 0);
-    frame(&b, 0x82, "", 0);
-    frame(&b, 0x89, "", 0);
-    frame(&b, 0x8A, "", 0);
-    frame(&b, 0x01, "", 0); /* fragmented text: empty first, middle and last */
-    frame(&b, 0x00, "", 0);
-    frame(&b, 0x80, "", 0);
-    frame(&b, 0x02, "", 0); /* fragmented binary with an empty middle */
-    frame_str(&b, 0x00, "ab");
-    frame(&b, 0x00, "", 0);
-    frame_str(&b, 0x80, "c");
-    frame(&b, 0x88, "", 0); /* close without status */
-    vs_ws_parser_init(&p, 0); /* only empty messages fit... */
-    assert_int_equal(feed(&p, b.p, 7 * 6, &r), 0);
-    assert_int_equal(vs_ws_parser_buffered(&p), 0);
-    vs_ws_parser_deinit(&p);
-    vs_ws_parser_init(&p, 3); /* ...then room for the fragmented binary */
-    assert_int_equal(feed(&p, b.p + 42, b.len - 42, &r), 0);
-    assert_int_equal(r.n, 7);
-    assert_event(&r, 0, EV_MSG, VS_WS_OP_TEXT, "", 0);
-    assert_event(&r, 1, EV_MSG, VS_WS_OP_BINARY, "", 0);
-    assert_event(&r, 2, EV_PING, 0, "", 0);
-    assert_event(&r, 3, EV_PONG, 0, "", 0);
-    assert_event(&r, 4, EV_MSG, VS_WS_OP_TEXT, "", 0);
-    assert_event(&r, 5, EV_MSG, VS_WS_OP_BINARY, "abc", 3);
-    assert_event(&r, 6, EV_CLOSE, 1005, "", 0);
-    assert_int_equal(vs_ws_parser_buffered(&p), 0);
-    vs_ws_parser_deinit(&p);
-    rec_reset(&r);
-    buf_free(&b);
+    struct fx *f = *state;
+    struct buf *b = &f->b;
+    restart(f, 0); /* only empty messages fit... */
+    /* then a fragmented text with empty first, middle and last fragments */
+    add(b, 0x81, "", 0x82, "", 0x89, "", 0x8A, "", 0x01, "", 0x00, "", 0x80, "", -1);
+    assert_int_equal(feed_all(f), 0);
+    assert_int_equal(vs_ws_parser_buffered(&f->p), 0);
+    vs_ws_parser_deinit(&f->p);
+    vs_ws_parser_init(&f->p, 3); /* ...then room for a fragmented binary with an empty middle */
+    b->len = 0;
+    add(b, 0x02, "", 0x00, "ab", 0x00, "", 0x80, "c", 0x88, "", -1); /* close: no status */
+    assert_int_equal(feed_all(f), 0);
+    assert_int_equal(f->r.n, 7);
+    assert_event(&f->r, 0, EV_MSG, VS_WS_OP_TEXT, "", 0);
+    assert_event(&f->r, 1, EV_MSG, VS_WS_OP_BINARY, "", 0);
+    assert_event(&f->r, 2, EV_PING, 0, "", 0);
+    assert_event(&f->r, 3, EV_PONG, 0, "", 0);
+    assert_event(&f->r, 4, EV_MSG, VS_WS_OP_TEXT, "", 0);
+    assert_event(&f->r, 5, EV_MSG, VS_WS_OP_BINARY, "abc", 3);
+    assert_event(&f->r, 6, EV_CLOSE, 1005, "", 0);
+    assert_int_equal(vs_ws_parser_buffered(&f->p), 0);
 }
 
 static void test_fragmented_with_interleaved_control(void **state)
 {
-    (void)state;
-    vs_ws_parser_t p;
-    struct rec r = {0};
-    struct buf b = {0};
-    frame_str(&b, 0x01, "Hel");
-    frame_str(&b, 0x89, "p1");
-    frame_str(&b, 0x00, "lo, w\xc3"); /* é split across fragments */
-    frame_str(&b, 0x8A, "p2");
-    frame_str(&b, 0x89, "");
-    frame_str(&b, 0x80, "\xa9rld");
-    frame_str(&b, 0x02, "bin"); /* a new message may start once the last ended */
-    frame_str(&b, 0x80, "ary");
-    vs_ws_parser_init(&p, 1024);
-    assert_int_equal(feed(&p, b.p, b.len, &r), 0);
-    assert_int_equal(r.n, 5);
-    assert_event(&r, 0, EV_PING, 0, "p1", 2);
-    assert_event(&r, 1, EV_PONG, 0, "p2", 2);
-    assert_event(&r, 2, EV_PING, 0, "", 0);
-    assert_event(&r, 3, EV_MSG, VS_WS_OP_TEXT, "Hello, w\xc3\xa9rld", 13);
-    assert_event(&r, 4, EV_MSG, VS_WS_OP_BINARY, "binary", 6);
-    assert_int_equal(vs_ws_parser_buffered(&p), 0);
-    vs_ws_parser_deinit(&p);
-    rec_reset(&r);
-    buf_free(&b);
+    struct fx *f = *state;
+    struct buf *b = &f->b;
+    /* é split across fragments; a new message may start once the last ended */
+    add(b, 0x01, "Hel", 0x89, "p1", 0x00, "lo, w\xc3", 0x8A, "p2", 0x89, "", 0x80, "\xa9rld", 0x02,
+        "bin", 0x80, "ary", -1);
+    assert_int_equal(feed_all(f), 0);
+    assert_int_equal(f->r.n, 5);
+    assert_event(&f->r, 0, EV_PING, 0, "p1", 2);
+    assert_event(&f->r, 1, EV_PONG, 0, "p2", 2);
+    assert_event(&f->r, 2, EV_PING, 0, "", 0);
+    assert_event(&f->r, 3, EV_MSG, VS_WS_OP_TEXT, "Hello, w\xc3\xa9rld", 13);
+    assert_event(&f->r, 4, EV_MSG, VS_WS_OP_BINARY, "binary", 6);
+    assert_int_equal(vs_ws_parser_buffered(&f->p), 0);
 }
 
 static void test_many_frames_one_chunk(void **state)
 {
-    (void)state;
-    vs_ws_parser_t p;
-    struct rec r = {0};
-    struct buf b = {0};
+    struct fx *f = *state;
     char s[32];
     for (int i = 0; i < 2000; i++) {
         snprintf(s, sizeof s, "message %d", i);
-        frame_str(&b, i % 3 == 2 ? 0x89 : (i % 3 ? 0x82 : 0x81), s);
+        frame_str(&f->b, i % 3 == 2 ? 0x89 : (i % 3 ? 0x82 : 0x81), s);
     }
-    vs_ws_parser_init(&p, 64);
-    assert_int_equal(feed(&p, b.p, b.len, &r), 0);
-    assert_int_equal(r.n, 2000);
+    assert_int_equal(feed_all(f), 0);
+    assert_int_equal(f->r.n, 2000);
     for (int i = 0; i < 2000; i++) {
         snprintf(s, sizeof s, "message %d", i);
         if (i % 3 == 2)
-            assert_event(&r, (size_t)i, EV_PING, 0, s, strlen(s));
+            assert_event(&f->r, (size_t)i, EV_PING, 0, s, strlen(s));
         else
-            assert_event(&r, (size_t)i, EV_MSG, i % 3 ? 2 : 1, s, strlen(s));
+            assert_event(&f->r, (size_t)i, EV_MSG, i % 3 ? 2 : 1, s, strlen(s));
     }
-    vs_ws_parser_deinit(&p);
-    rec_reset(&r);
-    buf_free(&b);
 }
 
 /* Whole frames are delivered from the caller's buffer, unmasked in place, and no heap is held
  * unless a payload is actually split. */
 static void test_zero_copy_and_heap(void **state)
 {
-    (void)state;
-    vs_ws_parser_t p;
-    struct rec r = {0};
-    struct buf b = {0};
-    frame_str(&b, 0x81, "first");
-    frame_str(&b, 0x89, "ping");
-    frame_str(&b, 0x82, "second");
-    uint8_t *chunk = malloc(b.len);
-    memcpy(chunk, b.p, b.len);
-    vs_ws_parser_init(&p, 100);
-    assert_int_equal(vs_ws_parse(&p, chunk, b.len, &cbs, &r), 0);
-    assert_int_equal(r.n, 3);
-    assert_ptr_equal(r.ev[0].ptr, chunk + 6);
+    struct fx *f = *state;
+    vs_ws_parser_t *p = &f->p;
+    struct rec *r = &f->r;
+    struct buf *b = &f->b;
+    add(b, 0x81, "first", 0x89, "ping", 0x82, "second", -1);
+    uint8_t *chunk = memcpy(malloc(b->len), b->p, b->len);
+    assert_int_equal(vs_ws_parse(p, chunk, b->len, &cbs, r), 0);
+    assert_int_equal(r->n, 3);
+    assert_ptr_equal(r->ev[0].ptr, chunk + 6);
     assert_memory_equal(chunk + 6, "first", 5);
-    assert_ptr_equal(r.ev[1].ptr, chunk + 11 + 6);
-    assert_ptr_equal(r.ev[2].ptr, chunk + 21 + 6);
-    assert_int_equal(vs_ws_parser_buffered(&p), 0);
+    assert_ptr_equal(r->ev[1].ptr, chunk + 11 + 6);
+    assert_ptr_equal(r->ev[2].ptr, chunk + 21 + 6);
+    assert_int_equal(vs_ws_parser_buffered(p), 0);
     free(chunk);
-    rec_reset(&r);
 
     /* Header split, or ending its chunk: the payload is still delivered in place. */
-    buf_free(&b);
-    frame_str(&b, 0x81, "payload");
+    restart(f, 100);
+    frame_str(b, 0x81, "payload");
     for (size_t cut = 1; cut <= 6; cut++) {
-        uint8_t *c1 = malloc(cut), *c2 = malloc(b.len - cut);
-        memcpy(c1, b.p, cut);
-        memcpy(c2, b.p + cut, b.len - cut);
-        assert_int_equal(vs_ws_parse(&p, c1, cut, &cbs, &r), 0);
-        assert_int_equal(vs_ws_parser_buffered(&p), 0);
-        assert_int_equal(r.n, 0);
-        assert_int_equal(vs_ws_parse(&p, c2, b.len - cut, &cbs, &r), 0);
-        assert_int_equal(r.n, 1);
-        assert_ptr_equal(r.ev[0].ptr, c2 + (6 - cut));
-        assert_event(&r, 0, EV_MSG, VS_WS_OP_TEXT, "payload", 7);
+        uint8_t *c1 = memcpy(malloc(cut), b->p, cut);
+        uint8_t *c2 = memcpy(malloc(b->len - cut), b->p + cut, b->len - cut);
+        assert_int_equal(vs_ws_parse(p, c1, cut, &cbs, r), 0);
+        assert_int_equal(vs_ws_parser_buffered(p), 0);
+        assert_int_equal(r->n, 0);
+        assert_int_equal(vs_ws_parse(p, c2, b->len - cut, &cbs, r), 0);
+        assert_int_equal(r->n, 1);
+        assert_ptr_equal(r->ev[0].ptr, c2 + (6 - cut));
+        assert_event(r, 0, EV_MSG, VS_WS_OP_TEXT, "payload", 7);
         free(c1);
         free(c2);
-        rec_reset(&r);
+        rec_reset(r);
     }
 
     /* A split payload is buffered, then released on delivery. */
-    assert_int_equal(feed(&p, b.p, 8, &r), 0);
-    assert_int_equal(vs_ws_parser_buffered(&p), 7);
-    assert_int_equal(feed(&p, b.p + 8, b.len - 8, &r), 0);
-    assert_event(&r, 0, EV_MSG, VS_WS_OP_TEXT, "payload", 7);
-    assert_int_equal(vs_ws_parser_buffered(&p), 0);
-    rec_reset(&r);
+    assert_int_equal(feed(p, b->p, 8, r), 0);
+    assert_int_equal(vs_ws_parser_buffered(p), 7);
+    assert_int_equal(feed(p, b->p + 8, b->len - 8, r), 0);
+    assert_event(r, 0, EV_MSG, VS_WS_OP_TEXT, "payload", 7);
+    assert_int_equal(vs_ws_parser_buffered(p), 0);
 
     /* A split control frame too. */
-    buf_free(&b);
-    frame_str(&b, 0x89, "ping payload");
-    assert_int_equal(feed(&p, b.p, 9, &r), 0);
-    assert_true(vs_ws_parser_buffered(&p) > 0);
-    assert_int_equal(feed(&p, b.p + 9, b.len - 9, &r), 0);
-    assert_event(&r, 0, EV_PING, 0, "ping payload", 12);
-    assert_int_equal(vs_ws_parser_buffered(&p), 0);
-    rec_reset(&r);
+    restart(f, 100);
+    frame_str(b, 0x89, "ping payload");
+    assert_int_equal(feed(p, b->p, 9, r), 0);
+    assert_true(vs_ws_parser_buffered(p) > 0);
+    assert_int_equal(feed(p, b->p + 9, b->len - 9, r), 0);
+    assert_event(r, 0, EV_PING, 0, "ping payload", 12);
+    assert_int_equal(vs_ws_parser_buffered(p), 0);
 
     /* A fragmented message holds heap until its last fragment, even when each fragment
-       arrives whole. */
-    buf_free(&b);
-    frame_str(&b, 0x01, "frag");
-    assert_int_equal(feed(&p, b.p, b.len, &r), 0);
-    assert_in_range(vs_ws_parser_buffered(&p), 4, 100); /* grows, but never past the limit */
-    buf_free(&b);
-    frame_str(&b, 0x80, "ment");
-    assert_int_equal(feed(&p, b.p, b.len, &r), 0);
-    assert_event(&r, 0, EV_MSG, VS_WS_OP_TEXT, "fragment", 8);
-    assert_int_equal(vs_ws_parser_buffered(&p), 0);
+       arrives whole; it grows, but never past the limit. */
+    restart(f, 100);
+    frame_str(b, 0x01, "frag");
+    assert_int_equal(feed_all(f), 0);
+    assert_in_range(vs_ws_parser_buffered(p), 4, 100);
+    b->len = 0;
+    frame_str(b, 0x80, "ment");
+    assert_int_equal(feed_all(f), 0);
+    assert_event(r, 0, EV_MSG, VS_WS_OP_TEXT, "fragment", 8);
+    assert_int_equal(vs_ws_parser_buffered(p), 0);
 
     /* deinit frees what a split frame holds (ASan would report a leak) and refuses input. */
-    buf_free(&b);
-    frame_str(&b, 0x82, "unfinished");
-    assert_int_equal(feed(&p, b.p, 9, &r), 0);
-    assert_true(vs_ws_parser_buffered(&p) > 0);
-    vs_ws_parser_deinit(&p);
-    assert_int_equal(vs_ws_parser_buffered(&p), 0);
-    assert_int_equal(feed(&p, b.p, b.len, &r), VS_ECLOSED);
-    vs_ws_parser_deinit(&p);
-    rec_reset(&r);
-    buf_free(&b);
+    restart(f, 100);
+    frame_str(b, 0x82, "unfinished");
+    assert_int_equal(feed(p, b->p, 9, r), 0);
+    assert_true(vs_ws_parser_buffered(p) > 0);
+    vs_ws_parser_deinit(p);
+    assert_int_equal(vs_ws_parser_buffered(p), 0);
+    assert_int_equal(feed_all(f), VS_ECLOSED);
 }
 
-/* A stream mixing every kind of frame, and the events it must produce. */
+/* A stream mixing every kind of frame. */
 static void build_mixed_stream(struct buf *b, int with_big)
 {
     static uint8_t big[70000];
@@ -739,20 +727,11 @@ static void build_mixed_stream(struct buf *b, int with_big)
         big[i] = (uint8_t)(i ^ (i >> 8));
     frame_str(b, 0x81, "hello");
     frame(b, 0x82, big, 300);
-    frame_str(b, 0x89, "p1");
-    frame_str(b, 0x01, "h\xc3");
-    frame_str(b, 0x8A, "pong");
-    frame_str(b, 0x00, "\xa9llo \xe2");
-    frame(b, 0x00, "", 0);
-    frame_str(b, 0x89, "");
-    frame_str(b, 0x00, "\x82");
-    frame_str(b, 0x80, "\xac \xf0\x9f\x98\x80!");
+    add(b, 0x89, "p1", 0x01, "h\xc3", 0x8A, "pong", 0x00, "\xa9llo \xe2", 0x00, "", 0x89, "", 0x00,
+        "\x82", 0x80, "\xac \xf0\x9f\x98\x80!", -1);
     if (with_big)
         frame(b, 0x82, big, sizeof big);
-    frame(b, 0x81, "", 0);
-    frame(b, 0x82, "", 0);
-    frame(b, 0x8A, "", 0);
-    frame(b, 0x02, "", 0);
+    add(b, 0x81, "", 0x82, "", 0x8A, "", 0x02, "", -1);
     frame(b, 0x00, big, 130);
     frame(b, 0x80, big + 130, 20);
     frame_str(b, 0x81, "unicode \xf4\x8f\xbf\xbf end");
@@ -760,472 +739,346 @@ static void build_mixed_stream(struct buf *b, int with_big)
     frame_str(b, 0x81, "never delivered");
 }
 
+/* However the stream is cut into chunks, the same events come out. */
 static void test_chunking_invariance(void **state)
 {
-    (void)state;
-    vs_ws_parser_t p;
-    struct rec ref = {0}, r = {0};
-    struct buf b = {0};
-    build_mixed_stream(&b, 1);
-    vs_ws_parser_init(&p, 70000);
-    assert_int_equal(feed(&p, b.p, b.len, &ref), 0);
-    vs_ws_parser_deinit(&p);
+    struct fx *f = *state;
+    static struct rec ref;
+    vs_ws_parser_t *p = &f->p;
+    restart(f, 70000);
+    build_mixed_stream(&f->b, 1);
+    assert_int_equal(feed(p, f->b.p, f->b.len, &ref), 0);
     assert_int_equal(ref.n, 13);
-    assert_event(&ref, 5, EV_MSG, VS_WS_OP_TEXT, "h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80!",
-                 16);
+    assert_event(&ref, 5, EV_MSG, VS_WS_OP_TEXT, "h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80!", 16);
     assert_event(&ref, 12, EV_CLOSE, 4000, "going \xe2\x82\xac", 9);
 
-    static const size_t one[] = {1}, odd[] = {3, 1, 7, 2, 13, 5}, big[] = {65536, 17, 4096};
-    const size_t *plans[] = {one, odd, big};
+    static const size_t odd[] = {3, 1, 7, 2, 13, 5}, large[] = {65536, 17, 4096};
+    const size_t *plans[] = {bytewise, odd, large};
     const size_t nplans[] = {1, 6, 3};
-    for (int k = 0; k < 3; k++) {
-        vs_ws_parser_init(&p, 70000);
-        assert_int_equal(feed_chunked(&p, &b, plans[k], nplans[k], &r), 0);
-        assert_same_events(&ref, &r);
-        assert_int_equal(vs_ws_parser_buffered(&p), 0);
-        vs_ws_parser_deinit(&p);
-        rec_reset(&r);
-    }
-    for (int iter = 0; iter < 200; iter++) {
+    for (int k = 0; k < 203; k++) {
         size_t sizes[16];
         for (int i = 0; i < 16; i++)
-            sizes[i] = 1 + rng() % (iter % 2 ? 40 : 9000);
-        vs_ws_parser_init(&p, 70000);
-        assert_int_equal(feed_chunked(&p, &b, sizes, 16, &r), 0);
-        assert_same_events(&ref, &r);
-        vs_ws_parser_deinit(&p);
-        rec_reset(&r);
+            sizes[i] = 1 + rng() % (k % 2 ? 40 : 9000);
+        restart(f, 70000);
+        build_mixed_stream(&f->b, 1);
+        assert_int_equal(
+            feed_chunked(p, &f->b, k < 3 ? plans[k] : sizes, k < 3 ? nplans[k] : 16, &f->r), 0);
+        assert_same_events(&ref, &f->r);
+        assert_int_equal(vs_ws_parser_buffered(p), 0);
     }
     rec_reset(&ref);
-    buf_free(&b);
 
     /* Every split point into two chunks (and into three around each). */
-    build_mixed_stream(&b, 0);
-    vs_ws_parser_init(&p, 70000);
-    assert_int_equal(feed(&p, b.p, b.len, &ref), 0);
-    vs_ws_parser_deinit(&p);
-    for (size_t cut = 0; cut <= b.len; cut++) {
-        for (size_t second = 0; second < 3 && cut + second <= b.len; second++) {
-            vs_ws_parser_init(&p, 70000);
-            assert_int_equal(feed(&p, b.p, cut, &r), 0);
-            assert_int_equal(feed(&p, b.p + cut, second, &r), 0);
-            assert_int_equal(feed(&p, b.p + cut + second, b.len - cut - second, &r), 0);
-            assert_same_events(&ref, &r);
-            vs_ws_parser_deinit(&p);
-            rec_reset(&r);
+    restart(f, 70000);
+    build_mixed_stream(&f->b, 0);
+    assert_int_equal(feed(p, f->b.p, f->b.len, &ref), 0);
+    const uint8_t *s = f->b.p;
+    size_t n = f->b.len;
+    for (size_t cut = 0; cut <= n; cut++) {
+        for (size_t second = 0; second < 3 && cut + second <= n; second++) {
+            vs_ws_parser_deinit(p);
+            vs_ws_parser_init(p, 70000);
+            rec_reset(&f->r);
+            assert_int_equal(feed(p, s, cut, &f->r), 0);
+            assert_int_equal(feed(p, s + cut, second, &f->r), 0);
+            assert_int_equal(feed(p, s + cut + second, n - cut - second, &f->r), 0);
+            assert_same_events(&ref, &f->r);
         }
     }
     rec_reset(&ref);
-    buf_free(&b);
 }
 
 /* ---- the parser: violations ---- */
 
-static void test_unmasked(void **state)
+static void test_header_violations(void **state)
 {
-    (void)state;
-    static const uint8_t ops[] = {0x81, 0x82, 0x89, 0x8A, 0x88};
-    for (size_t i = 0; i < sizeof ops; i++) {
-        struct buf b = {0};
-        frame_raw(&b, ops[i], "abc", 3, 3, UNMASKED);
-        expect_proto(&b, 0);
-        buf_free(&b);
+    struct fx *f = *state;
+    static const uint8_t unmasked[] = {0x81, 0x82, 0x89, 0x8A, 0x88};
+    for (size_t i = 0; i < sizeof unmasked; i++) {
+        f->b.len = 0;
+        frame_raw(&f->b, unmasked[i], "abc", 3, 3, UNMASKED);
+        expect_proto(&f->b, 0);
     }
-    /* Detected from the second byte, without waiting for the rest. */
-    vs_ws_parser_t p;
-    struct rec r = {0};
-    vs_ws_parser_init(&p, 100);
-    assert_int_equal(feed(&p, (const uint8_t *)"\x81\x05", 2, &r), VS_EPROTO);
-    assert_int_equal(vs_ws_parser_close_code(&p), 1002);
-    vs_ws_parser_deinit(&p);
-}
-
-static void test_rsv_bits(void **state)
-{
-    (void)state;
-    static const uint8_t b0s[] = {0xC1, 0xA1, 0x91, 0xF1, 0xC2, 0xC9, 0xA8, 0x41};
-    for (size_t i = 0; i < sizeof b0s; i++) {
-        struct buf b = {0};
-        frame_str(&b, 0x81, "ok");
-        frame_str(&b, b0s[i], "x");
-        expect_proto(&b, 1);
-        buf_free(&b);
-    }
-    struct buf b = {0}; /* on a continuation too */
-    frame_str(&b, 0x01, "a");
-    frame_str(&b, 0xC0, "b");
-    expect_proto(&b, 0);
-    buf_free(&b);
-}
-
-static void test_bad_opcodes(void **state)
-{
-    (void)state;
+    /* RSV1-3, on data, control and continuation frames */
+    static const uint8_t rsv[] = {0xC1, 0xA1, 0x91, 0xF1, 0xC2, 0xC9, 0xA8, 0x41};
+    for (size_t i = 0; i < sizeof rsv; i++)
+        expect_fail(100, VS_EPROTO, 1, 0x81, "ok", rsv[i], "x", -1);
+    expect_fail(100, VS_EPROTO, 0, 0x01, "a", 0xC0, "b", -1);
     static const uint8_t ops[] = {0x3, 0x4, 0x5, 0x6, 0x7, 0xB, 0xC, 0xD, 0xE, 0xF};
     for (size_t i = 0; i < sizeof ops; i++) {
-        for (int fin = 0; fin < 2; fin++) {
-            struct buf b = {0};
-            frame_str(&b, (uint8_t)(fin ? 0x80 | ops[i] : ops[i]), "");
-            expect_proto(&b, 0);
-            buf_free(&b);
-        }
+        expect_fail(100, VS_EPROTO, 0, 0x80 | ops[i], "", -1);
+        expect_fail(100, VS_EPROTO, 0, ops[i], "", -1);
     }
+    /* Detected from the second byte, without waiting for the rest. */
+    assert_int_equal(feed(&f->p, (const uint8_t *)"\x81\x05", 2, &f->r), VS_EPROTO);
+    assert_int_equal(vs_ws_parser_close_code(&f->p), 1002);
 }
 
 static void test_control_rules(void **state)
 {
-    (void)state;
+    struct fx *f = *state;
     static const uint8_t ops[] = {0x8, 0x9, 0xA};
     uint8_t pl[126] = {0x03, 0xe8};
     memset(pl + 2, 'r', sizeof pl - 2);
     for (size_t i = 0; i < sizeof ops; i++) {
-        struct buf b = {0};
-        frame_str(&b, ops[i], ""); /* FIN clear */
-        expect_proto(&b, 0);
-        buf_free(&b);
-        frame(&b, 0x80 | ops[i], pl, 126); /* 126 bytes */
-        expect_proto(&b, 0);
-        buf_free(&b);
-        frame_raw(&b, 0x80 | ops[i], pl, 5, 5, LEN_16); /* short, but a 16-bit length */
-        expect_proto(&b, 0);
-        buf_free(&b);
+        expect_fail(100, VS_EPROTO, 0, ops[i], "", -1); /* FIN clear */
+        restart(f, 100);
+        frame(&f->b, 0x80 | ops[i], pl, 126); /* 126 bytes */
+        expect_proto(&f->b, 0);
+        f->b.len = 0;
+        frame_raw(&f->b, 0x80 | ops[i], pl, 5, 5, LEN_16); /* short, but a 16-bit length */
+        expect_proto(&f->b, 0);
         /* 125 bytes is fine, also inside a fragmented message */
-        vs_ws_parser_t p;
-        struct rec r = {0};
-        frame_str(&b, 0x01, "frag");
-        frame(&b, 0x80 | ops[i], pl, 125);
-        vs_ws_parser_init(&p, 100);
-        assert_int_equal(feed(&p, b.p, b.len, &r), 0);
-        assert_int_equal(r.n, 1);
-        assert_int_equal(r.ev[0].len, ops[i] == 0x8 ? 123 : 125);
-        vs_ws_parser_deinit(&p);
-        rec_reset(&r);
-        buf_free(&b);
+        f->b.len = 0;
+        frame_str(&f->b, 0x01, "frag");
+        frame(&f->b, 0x80 | ops[i], pl, 125);
+        assert_int_equal(feed_all(f), 0);
+        assert_int_equal(f->r.n, 1);
+        assert_int_equal(f->r.ev[0].len, ops[i] == 0x8 ? 123 : 125);
     }
 }
 
 static void test_fragmentation_rules(void **state)
 {
     (void)state;
-    struct buf b = {0};
-    frame_str(&b, 0x80, "orphan"); /* continuation, nothing open */
-    expect_proto(&b, 0);
-    buf_free(&b);
-    frame_str(&b, 0x00, "orphan");
-    expect_proto(&b, 0);
-    buf_free(&b);
-    frame_str(&b, 0x01, "a"); /* continuation after the message ended */
-    frame_str(&b, 0x80, "b");
-    frame_str(&b, 0x80, "c");
-    expect_proto(&b, 1);
-    buf_free(&b);
+    expect_fail(100, VS_EPROTO, 0, 0x80, "orphan", -1); /* continuation, nothing open */
+    expect_fail(100, VS_EPROTO, 0, 0x00, "orphan", -1);
+    expect_fail(100, VS_EPROTO, 1, 0x01, "a", 0x80, "b", 0x80, "c", -1); /* after the end */
     static const uint8_t first[] = {0x01, 0x02}, second[] = {0x81, 0x82, 0x01, 0x02};
     for (size_t i = 0; i < 2; i++) {
-        for (size_t j = 0; j < 4; j++) {
-            frame_str(&b, first[i], "open");
-            frame_str(&b, 0x89, "ping");
-            frame_str(&b, second[j], "new");
-            expect_proto(&b, 1);
-            buf_free(&b);
-        }
+        for (size_t j = 0; j < 4; j++)
+            expect_fail(100, VS_EPROTO, 1, first[i], "open", 0x89, "ping", second[j], "new", -1);
     }
 }
 
 static void test_length_encodings(void **state)
 {
-    (void)state;
-    uint8_t pl[65536];
+    struct fx *f = *state;
+    struct buf *b = &f->b;
+    static uint8_t pl[65536];
     memset(pl, 'z', sizeof pl);
-    struct buf b = {0};
-    static const uint64_t short16[] = {0, 1, 125};
-    for (size_t i = 0; i < 3; i++) {
-        frame_raw(&b, 0x82, pl, short16[i], short16[i], LEN_16);
-        expect_proto(&b, 0);
-        buf_free(&b);
+    static const uint64_t short16[] = {0, 1, 125}, short64[] = {0, 125, 126, 65535};
+    for (size_t i = 0; i < COUNT(short16); i++) {
+        b->len = 0;
+        frame_raw(b, 0x82, pl, short16[i], short16[i], LEN_16);
+        expect_proto(b, 0);
     }
-    static const uint64_t short64[] = {0, 125, 126, 65535};
-    for (size_t i = 0; i < 4; i++) {
-        frame_raw(&b, 0x82, pl, short64[i], short64[i], LEN_64);
-        expect_proto(&b, 0);
-        buf_free(&b);
+    for (size_t i = 0; i < COUNT(short64); i++) {
+        b->len = 0;
+        frame_raw(b, 0x82, pl, short64[i], short64[i], LEN_64);
+        expect_proto(b, 0);
     }
     /* Top bit set: a protocol error even when the limit is as large as it gets. */
     static const uint64_t huge[] = {1ULL << 63, UINT64_MAX, (1ULL << 63) + 65536};
-    for (size_t i = 0; i < 3; i++) {
-        frame_raw(&b, 0x82, "", 0, huge[i], LEN_64);
-        expect_violation(&b, SIZE_MAX, VS_EPROTO, 1002, 0);
-        buf_free(&b);
+    for (size_t i = 0; i < COUNT(huge); i++) {
+        b->len = 0;
+        frame_raw(b, 0x82, "", 0, huge[i], LEN_64);
+        expect_violation(b, SIZE_MAX, VS_EPROTO, 0);
     }
     /* The smallest minimal encodings are accepted. */
-    vs_ws_parser_t p;
-    struct rec r = {0};
-    frame_raw(&b, 0x82, pl, 126, 126, LEN_16);
-    frame_raw(&b, 0x82, pl, 65536, 65536, LEN_64);
-    vs_ws_parser_init(&p, 65536);
-    assert_int_equal(feed(&p, b.p, b.len, &r), 0);
-    assert_event(&r, 0, EV_MSG, VS_WS_OP_BINARY, pl, 126);
-    assert_event(&r, 1, EV_MSG, VS_WS_OP_BINARY, pl, 65536);
-    vs_ws_parser_deinit(&p);
-    rec_reset(&r);
-    buf_free(&b);
+    restart(f, 65536);
+    frame_raw(b, 0x82, pl, 126, 126, LEN_16);
+    frame_raw(b, 0x82, pl, 65536, 65536, LEN_64);
+    assert_int_equal(feed_all(f), 0);
+    assert_event(&f->r, 0, EV_MSG, VS_WS_OP_BINARY, pl, 126);
+    assert_event(&f->r, 1, EV_MSG, VS_WS_OP_BINARY, pl, 65536);
 }
 
 static void test_message_too_big(void **state)
 {
-    (void)state;
-    vs_ws_parser_t p;
-    struct rec r = {0};
-    struct buf b = {0};
-    uint8_t pl[1000];
-    memset(pl, 'q', sizeof pl);
+    struct fx *f = *state;
+    vs_ws_parser_t *p = &f->p;
+    struct buf *b = &f->b;
 
-    /* Exactly the limit passes, single or fragmented; one more byte does not. */
-    frame(&b, 0x81, pl, 100);
-    frame(&b, 0x02, pl, 40);
-    frame(&b, 0x89, pl, 125); /* control frames do not count */
-    frame(&b, 0x80, pl, 60);
-    vs_ws_parser_init(&p, 100);
-    assert_int_equal(feed(&p, b.p, b.len, &r), 0);
-    assert_int_equal(r.n, 3);
-    vs_ws_parser_deinit(&p);
-    rec_reset(&r);
-    buf_free(&b);
-    frame(&b, 0x81, pl, 101);
-    expect_violation(&b, 100, VS_ETOOBIG, 1009, 0);
-    buf_free(&b);
-    frame(&b, 0x82, pl, 300);
-    expect_violation(&b, 299, VS_ETOOBIG, 1009, 0);
-    buf_free(&b);
-    frame(&b, 0x01, pl, 50);
-    frame(&b, 0x00, pl, 50);
-    frame(&b, 0x80, pl, 1);
-    expect_violation(&b, 100, VS_ETOOBIG, 1009, 0);
-    buf_free(&b);
+    /* Exactly the limit passes, single or fragmented (control frames do not count); one more
+       byte does not. */
+    add(b, 0x81, qs(100), 0x02, qs(40), 0x89, qs(125), 0x80, qs(60), -1);
+    assert_int_equal(feed_all(f), 0);
+    assert_int_equal(f->r.n, 3);
+    expect_fail(100, VS_ETOOBIG, 0, 0x81, qs(101), -1);
+    expect_fail(299, VS_ETOOBIG, 0, 0x82, qs(300), -1);
+    expect_fail(100, VS_ETOOBIG, 0, 0x01, qs(50), 0x00, qs(50), 0x80, qs(1), -1);
 
     /* The header alone decides: a 1 GB frame fails on its last length byte, before the
        masking key or any payload, and nothing is allocated. */
     static const uint8_t gig[] = {0x82, 0xFF, 0, 0, 0, 0, 0x40, 0, 0, 0};
-    vs_ws_parser_init(&p, 1 << 20);
+    restart(f, 1 << 20);
     for (size_t i = 0; i < sizeof gig - 1; i++)
-        assert_int_equal(feed(&p, gig + i, 1, &r), 0);
-    assert_int_equal(vs_ws_parser_buffered(&p), 0);
-    assert_int_equal(feed(&p, gig + 9, 1, &r), VS_ETOOBIG);
-    assert_int_equal(vs_ws_parser_close_code(&p), 1009);
-    assert_int_equal(vs_ws_parser_buffered(&p), 0);
-    vs_ws_parser_deinit(&p);
+        assert_int_equal(feed(p, gig + i, 1, &f->r), 0);
+    assert_int_equal(vs_ws_parser_buffered(p), 0);
+    assert_int_equal(feed(p, gig + 9, 1, &f->r), VS_ETOOBIG);
+    assert_int_equal(vs_ws_parser_close_code(p), 1009);
+    assert_int_equal(vs_ws_parser_buffered(p), 0);
 
     /* 16-bit length over the limit: fails after 4 bytes. */
-    vs_ws_parser_init(&p, 1000);
-    assert_int_equal(feed(&p, (const uint8_t *)"\x81\xfe\x03\xe9", 4, &r), VS_ETOOBIG);
-    vs_ws_parser_deinit(&p);
+    restart(f, 1000);
+    assert_int_equal(feed(p, (const uint8_t *)"\x81\xfe\x03\xe9", 4, &f->r), VS_ETOOBIG);
 
     /* A fragment that would overflow the open message fails on its header, without its
        payload, and the buffered fragments are released. */
-    frame(&b, 0x01, pl, 60);
-    vs_ws_parser_init(&p, 100);
-    assert_int_equal(feed(&p, b.p, b.len, &r), 0);
-    assert_true(vs_ws_parser_buffered(&p) >= 60);
-    assert_int_equal(feed(&p, (const uint8_t *)"\x80\xa9", 2, &r), VS_ETOOBIG);
-    assert_int_equal(vs_ws_parser_buffered(&p), 0);
-    assert_int_equal(r.n, 0);
-    vs_ws_parser_deinit(&p);
-    buf_free(&b);
+    restart(f, 100);
+    frame_str(b, 0x01, qs(60));
+    assert_int_equal(feed_all(f), 0);
+    assert_true(vs_ws_parser_buffered(p) >= 60);
+    assert_int_equal(feed(p, (const uint8_t *)"\x80\xa9", 2, &f->r), VS_ETOOBIG);
+    assert_int_equal(vs_ws_parser_buffered(p), 0);
+    assert_int_equal(f->r.n, 0);
 
     /* Thousands of 1-byte fragments reassemble to exactly the limit. */
-    frame(&b, 0x02, pl, 1);
-    for (int i = 1; i < 5000; i++)
-        frame(&b, i == 4999 ? 0x80 : 0x00, pl, 1);
-    vs_ws_parser_init(&p, 5000);
-    assert_int_equal(feed(&p, b.p, b.len, &r), 0);
-    assert_int_equal(r.n, 1);
-    assert_int_equal(r.ev[0].len, 5000);
-    vs_ws_parser_deinit(&p);
-    rec_reset(&r);
-    buf_free(&b);
+    restart(f, 5000);
+    for (int i = 0; i < 5000; i++)
+        frame_str(b, i == 0 ? 0x02 : i == 4999 ? 0x80 : 0x00, "q");
+    assert_int_equal(feed_all(f), 0);
+    assert_int_equal(f->r.n, 1);
+    assert_event(&f->r, 0, EV_MSG, VS_WS_OP_BINARY, qs(5000), 5000);
 }
 
 static void test_text_utf8(void **state)
 {
-    (void)state;
-    struct buf b = {0};
-    /* Every invalid sequence of the Kuhn list, as a whole text frame. */
-    for (size_t i = 0; i < sizeof utf8_bad / sizeof utf8_bad[0]; i++) {
-        frame_str(&b, 0x81, "ok");
-        frame(&b, 0x81, utf8_bad[i].s, utf8_bad[i].len);
-        expect_violation(&b, 100, VS_EUTF8, 1007, 1);
-        buf_free(&b);
+    struct fx *f = *state;
+    vs_ws_parser_t *p = &f->p;
+    struct buf *b = &f->b;
+    /* Every invalid sequence of the Kuhn list, as a whole text frame... */
+    for (size_t i = 0; i < COUNT(utf8_bad); i++) {
+        b->len = 0;
+        frame_str(b, 0x81, "ok");
+        frame(b, 0x81, utf8_bad[i].s, utf8_bad[i].len);
+        expect_violation(b, 100, VS_EUTF8, 1);
     }
-    /* A valid message split anywhere into fragments is accepted, an invalid one refused. */
-    for (size_t i = 0; i < sizeof utf8_good / sizeof utf8_good[0]; i++) {
+    /* ...and split anywhere into two fragments. */
+    for (size_t i = 0; i < COUNT(utf8_bad); i++) {
+        for (size_t c = 0; c <= utf8_bad[i].len; c++) {
+            b->len = 0;
+            frame(b, 0x01, utf8_bad[i].s, c);
+            frame(b, 0x80, utf8_bad[i].s + c, utf8_bad[i].len - c);
+            expect_violation(b, 100, VS_EUTF8, 0);
+        }
+    }
+    /* A valid message split anywhere into three fragments is accepted. */
+    for (size_t i = 0; i < COUNT(utf8_good); i++) {
         const uint8_t *s = utf8_good[i].s;
         size_t n = utf8_good[i].len;
         for (size_t c1 = 0; c1 <= n; c1++) {
             for (size_t c2 = c1; c2 <= n; c2 += 3) {
-                vs_ws_parser_t p;
-                struct rec r = {0};
-                frame(&b, 0x01, s, c1);
-                frame(&b, 0x00, s + c1, c2 - c1);
-                frame(&b, 0x80, s + c2, n - c2);
-                vs_ws_parser_init(&p, 100);
-                assert_int_equal(feed(&p, b.p, b.len, &r), 0);
-                assert_event(&r, 0, EV_MSG, VS_WS_OP_TEXT, s, n);
-                vs_ws_parser_deinit(&p);
-                rec_reset(&r);
-                buf_free(&b);
+                restart(f, 100);
+                frame(b, 0x01, s, c1);
+                frame(b, 0x00, s + c1, c2 - c1);
+                frame(b, 0x80, s + c2, n - c2);
+                assert_int_equal(feed_all(f), 0);
+                assert_event(&f->r, 0, EV_MSG, VS_WS_OP_TEXT, s, n);
             }
-        }
-    }
-    for (size_t i = 0; i < sizeof utf8_bad / sizeof utf8_bad[0]; i++) {
-        for (size_t c = 0; c <= utf8_bad[i].len; c++) {
-            frame(&b, 0x01, utf8_bad[i].s, c);
-            frame(&b, 0x80, utf8_bad[i].s + c, utf8_bad[i].len - c);
-            expect_violation(&b, 100, VS_EUTF8, 1007, 0);
-            buf_free(&b);
         }
     }
 
     /* Fails early: on the bad non-final fragment, and inside a frame whose rest is yet to
        come. */
-    vs_ws_parser_t p;
-    struct rec r = {0};
-    frame_str(&b, 0x01, "abc\xff");
-    vs_ws_parser_init(&p, 100);
-    assert_int_equal(feed(&p, b.p, b.len, &r), VS_EUTF8);
-    assert_int_equal(vs_ws_parser_close_code(&p), 1007);
-    vs_ws_parser_deinit(&p);
-    buf_free(&b);
-    frame_str(&b, 0x81, "a\xc0\xaf and a lot more text after it");
-    vs_ws_parser_init(&p, 100);
-    assert_int_equal(feed(&p, b.p, 6 + 3, &r), VS_EUTF8);
-    vs_ws_parser_deinit(&p);
-    buf_free(&b);
+    restart(f, 100);
+    frame_str(b, 0x01, "abc\xff");
+    assert_int_equal(feed_all(f), VS_EUTF8);
+    assert_int_equal(vs_ws_parser_close_code(p), 1007);
+    restart(f, 100);
+    frame_str(b, 0x81, "a\xc0\xaf and a lot more text after it");
+    assert_int_equal(feed(p, b->p, 6 + 3, &f->r), VS_EUTF8);
 
     /* A message ending inside a sequence, after valid fragments. */
-    frame_str(&b, 0x01, "a\xe2");
-    frame_str(&b, 0x00, "\x82");
-    frame(&b, 0x80, "", 0);
-    expect_violation(&b, 100, VS_EUTF8, 1007, 0);
-    buf_free(&b);
-    frame_str(&b, 0x81, "\xf0\x9f\x98");
-    expect_violation(&b, 100, VS_EUTF8, 1007, 0);
-    buf_free(&b);
+    expect_fail(100, VS_EUTF8, 0, 0x01, "a\xe2", 0x00, "\x82", 0x80, "", -1);
+    expect_fail(100, VS_EUTF8, 0, 0x81, "\xf0\x9f\x98", -1);
 }
 
 static void test_close_frames(void **state)
 {
-    (void)state;
+    struct fx *f = *state;
+    vs_ws_parser_t *p = &f->p;
+    struct buf *b = &f->b;
     static const uint16_t good[] = {1000, 1001, 1002, 1003, 1007, 1008, 1009,
                                     1010, 1011, 3000, 3999, 4000, 4999};
     static const uint16_t bad[] = {0,    1,    999,  1004, 1005, 1006, 1012, 1013,
                                    1014, 1015, 1016, 1100, 2000, 2999, 5000, 65535};
-    vs_ws_parser_t p;
-    struct rec r = {0};
-    struct buf b = {0};
-    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
-        close_frame(&b, good[i], "reason");
-        vs_ws_parser_init(&p, 100);
-        assert_int_equal(feed(&p, b.p, b.len, &r), 0);
-        assert_event(&r, 0, EV_CLOSE, good[i], "reason", 6);
-        vs_ws_parser_deinit(&p);
-        rec_reset(&r);
-        buf_free(&b);
+    for (size_t i = 0; i < COUNT(good); i++) {
+        restart(f, 100);
+        close_frame(b, good[i], "reason");
+        assert_int_equal(feed_all(f), 0);
+        assert_event(&f->r, 0, EV_CLOSE, good[i], "reason", 6);
     }
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        close_frame(&b, bad[i], "");
-        expect_proto(&b, 0);
-        buf_free(&b);
+    for (size_t i = 0; i < COUNT(bad); i++) {
+        b->len = 0;
+        close_frame(b, bad[i], "");
+        expect_proto(b, 0);
     }
-    frame(&b, 0x88, "\x03", 1); /* 1-byte payload */
-    expect_proto(&b, 0);
-    buf_free(&b);
-    close_frame(&b, 1000, "bad \xed\xa0\x80 reason");
-    expect_violation(&b, 100, VS_EUTF8, 1007, 0);
-    buf_free(&b);
-    close_frame(&b, 1000, "cut \xe2\x82");
-    expect_violation(&b, 100, VS_EUTF8, 1007, 0);
-    buf_free(&b);
+    b->len = 0;
+    frame(b, 0x88, "\x03", 1); /* 1-byte payload */
+    expect_proto(b, 0);
+    b->len = 0;
+    close_frame(b, 1000, "bad \xed\xa0\x80 reason");
+    expect_violation(b, 100, VS_EUTF8, 0);
+    b->len = 0;
+    close_frame(b, 1000, "cut \xe2\x82");
+    expect_violation(b, 100, VS_EUTF8, 0);
 
     /* The longest reason, split across chunks; nothing is delivered after the close, in
        the same chunk or later ones; a message left open is dropped and its heap freed. */
     char reason[124];
     memset(reason, 'R', 123);
     reason[123] = '\0';
-    frame_str(&b, 0x01, "open");
-    close_frame(&b, 1001, reason);
-    frame_str(&b, 0x80, "end");
-    frame_str(&b, 0x89, "late ping");
-    vs_ws_parser_init(&p, 100);
-    assert_int_equal(feed(&p, b.p, 20, &r), 0);
-    assert_true(vs_ws_parser_buffered(&p) > 0);
-    assert_int_equal(feed(&p, b.p + 20, b.len - 20, &r), 0);
-    assert_int_equal(r.n, 1);
-    assert_event(&r, 0, EV_CLOSE, 1001, reason, 123);
-    assert_int_equal(vs_ws_parser_buffered(&p), 0);
-    assert_int_equal(vs_ws_parser_close_code(&p), 0);
-    assert_int_equal(feed(&p, b.p, b.len, &r), 0);
-    assert_int_equal(r.n, 1);
-    vs_ws_parser_deinit(&p);
-    rec_reset(&r);
-    buf_free(&b);
+    restart(f, 100);
+    frame_str(b, 0x01, "open");
+    close_frame(b, 1001, reason);
+    add(b, 0x80, "end", 0x89, "late ping", -1);
+    assert_int_equal(feed(p, b->p, 20, &f->r), 0);
+    assert_true(vs_ws_parser_buffered(p) > 0);
+    assert_int_equal(feed(p, b->p + 20, b->len - 20, &f->r), 0);
+    assert_int_equal(f->r.n, 1);
+    assert_event(&f->r, 0, EV_CLOSE, 1001, reason, 123);
+    assert_int_equal(vs_ws_parser_buffered(p), 0);
+    assert_int_equal(vs_ws_parser_close_code(p), 0);
+    assert_int_equal(feed_all(f), 0);
+    assert_int_equal(f->r.n, 1);
 }
 
 /* ---- callbacks stopping the parser ---- */
 
 static void test_callback_stops(void **state)
 {
-    (void)state;
-    struct buf b = {0};
-    frame_str(&b, 0x81, "one");
-    frame_str(&b, 0x89, "two");
-    frame_str(&b, 0x8A, "three");
-    frame_str(&b, 0x01, "fo"); /* reassembled from the heap */
-    frame_str(&b, 0x80, "ur");
-    close_frame(&b, 1000, "five");
-    frame_str(&b, 0x81, "six");
+    struct fx *f = *state;
+    struct buf *b = &f->b;
+    /* "four" is reassembled from the heap */
+    add(b, 0x81, "one", 0x89, "two", 0x8A, "three", 0x01, "fo", 0x80, "ur", -1);
+    close_frame(b, 1000, "five");
+    frame_str(b, 0x81, "six");
     for (size_t stop = 1; stop <= 5; stop++) {
         for (int split = 0; split < 2; split++) {
-            vs_ws_parser_t p;
-            struct rec r = {0};
-            r.stop_at = stop;
-            r.stop_rc = 40 + (int)stop;
-            vs_ws_parser_init(&p, 100);
-            static const size_t whole[] = {SIZE_MAX}, bytes[] = {1};
-            assert_int_equal(feed_chunked(&p, &b, split ? bytes : whole, 1, &r), 40 + (int)stop);
-            assert_int_equal(r.n, stop);
-            assert_int_equal(vs_ws_parser_close_code(&p), 0);
-            assert_int_equal(vs_ws_parser_buffered(&p), 0);
-            assert_int_equal(feed(&p, b.p, b.len, &r), VS_ECLOSED);
-            assert_int_equal(r.n, stop);
-            vs_ws_parser_deinit(&p);
-            rec_reset(&r);
+            vs_ws_parser_deinit(&f->p);
+            vs_ws_parser_init(&f->p, 100);
+            rec_reset(&f->r);
+            f->r.stop_at = stop;
+            f->r.stop_rc = 40 + (int)stop;
+            assert_int_equal(feed_chunked(&f->p, b, split ? bytewise : whole, 1, &f->r),
+                             40 + (int)stop);
+            assert_int_equal(f->r.n, stop);
+            assert_int_equal(vs_ws_parser_close_code(&f->p), 0);
+            assert_int_equal(vs_ws_parser_buffered(&f->p), 0);
+            assert_int_equal(feed_all(f), VS_ECLOSED);
+            assert_int_equal(f->r.n, stop);
         }
     }
-    buf_free(&b);
 }
 
 /* With no callbacks set, frames are dropped but still validated and the close still ends
  * the stream. */
 static void test_null_callbacks(void **state)
 {
-    (void)state;
+    struct fx *f = *state;
     static const vs_ws_callbacks_t none = {0};
-    vs_ws_parser_t p;
-    struct buf b = {0};
-    frame_str(&b, 0x81, "one");
-    frame_str(&b, 0x89, "two");
-    frame_str(&b, 0x8A, "three");
-    close_frame(&b, 1000, "");
-    frame_str(&b, 0x81, "\xff after close, ignored");
-    vs_ws_parser_init(&p, 100);
-    assert_int_equal(vs_ws_parse(&p, b.p, b.len, &none, NULL), 0);
-    vs_ws_parser_deinit(&p);
-    buf_free(&b);
-    frame_str(&b, 0x81, "\xff");
-    vs_ws_parser_init(&p, 100);
-    assert_int_equal(vs_ws_parse(&p, b.p, b.len, &none, NULL), VS_EUTF8);
-    vs_ws_parser_deinit(&p);
-    buf_free(&b);
+    add(&f->b, 0x81, "one", 0x89, "two", 0x8A, "three", -1);
+    close_frame(&f->b, 1000, "");
+    frame_str(&f->b, 0x81, "\xff after close, ignored");
+    assert_int_equal(vs_ws_parse(&f->p, f->b.p, f->b.len, &none, NULL), 0);
+    restart(f, 100);
+    frame_str(&f->b, 0x81, "\xff");
+    assert_int_equal(vs_ws_parse(&f->p, f->b.p, f->b.len, &none, NULL), VS_EUTF8);
 }
+
+#define FX_TEST(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
 {
@@ -1236,23 +1089,21 @@ int main(void)
         cmocka_unit_test(test_close_payload),
         cmocka_unit_test(test_utf8_kuhn),
         cmocka_unit_test(test_utf8_exhaustive),
-        cmocka_unit_test(test_single_frames),
-        cmocka_unit_test(test_zero_length_frames),
-        cmocka_unit_test(test_fragmented_with_interleaved_control),
-        cmocka_unit_test(test_many_frames_one_chunk),
-        cmocka_unit_test(test_zero_copy_and_heap),
-        cmocka_unit_test(test_chunking_invariance),
-        cmocka_unit_test(test_unmasked),
-        cmocka_unit_test(test_rsv_bits),
-        cmocka_unit_test(test_bad_opcodes),
-        cmocka_unit_test(test_control_rules),
-        cmocka_unit_test(test_fragmentation_rules),
-        cmocka_unit_test(test_length_encodings),
-        cmocka_unit_test(test_message_too_big),
-        cmocka_unit_test(test_text_utf8),
-        cmocka_unit_test(test_close_frames),
-        cmocka_unit_test(test_callback_stops),
-        cmocka_unit_test(test_null_callbacks),
+        FX_TEST(test_single_frames),
+        FX_TEST(test_zero_length_frames),
+        FX_TEST(test_fragmented_with_interleaved_control),
+        FX_TEST(test_many_frames_one_chunk),
+        FX_TEST(test_zero_copy_and_heap),
+        FX_TEST(test_chunking_invariance),
+        FX_TEST(test_header_violations),
+        FX_TEST(test_control_rules),
+        FX_TEST(test_fragmentation_rules),
+        FX_TEST(test_length_encodings),
+        FX_TEST(test_message_too_big),
+        FX_TEST(test_text_utf8),
+        FX_TEST(test_close_frames),
+        FX_TEST(test_callback_stops),
+        FX_TEST(test_null_callbacks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
