@@ -134,6 +134,15 @@ describe('cli', () => {
         }
     });
 
+    test('a second server on the same data dir exits 1 naming it', async () => {
+        const first = await startServer();
+        const r = await runCli(['--host', '127.0.0.1', '--port', '0', '--data-dir',
+                                first.dataDir, '--log-format', 'json']);
+        assert.equal(r.code, 1, `exit ${r.code}; stderr: ${r.stderr}`);
+        assert.ok(r.stderr.includes(first.dataDir), r.stderr);
+        assert.match(r.stderr, /in use by another volli-signal process/);
+    });
+
     test('an unwritable data dir exits 1 naming the directory', async () => {
         const file = path.join(tempDir(), 'plain-file');
         fs.writeFileSync(file, 'not a directory');
