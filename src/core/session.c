@@ -258,7 +258,7 @@ static void subscribe(const vs_req_t *rq, json_t *root, int on)
 static void handle_json(vs_req_t *rq, const char *data, size_t len)
 {
     json_error_t err;
-    json_t *root = json_loadb(data, len, JSON_REJECT_DUPLICATES, &err);
+    json_t *root = json_loadb(data, len, VS_JSON_FLAGS, &err);
     if (!root) {
         /* The scanner accepted what jansson refuses: they must agree, so this is a bug. */
         VS_LOG(VS_LOG_ERROR, "scanner_disagrees", "error", "%s", err.text, NULL);

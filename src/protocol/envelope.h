@@ -78,17 +78,17 @@ typedef struct vs_envelope {
  * "\u0000" in a key, duplicate keys, numbers that overflow a double), VS_EPROTO if the rule
  * accepts it but the top level is not an object (an array, or a scalar jansson would accept with
  * JSON_DECODE_ANY), VS_EDEPTH if nesting exceeds max_depth (reported exactly where jansson
- * reports "maximum parsing depth reached", unless the input holds a raw NUL byte, which makes it
- * VS_EINVAL), VS_ETOOBIG if len does not fit in 32 bits. Depth counts as jansson does: the top-level value is at depth 1 and
- * every member or element, scalars included, one deeper than its container. max_depth 0 or
- * anything above VS_JSON_MAX_DEPTH means VS_JSON_MAX_DEPTH, so the scanner never accepts what
- * jansson rejects.
+ * reports "maximum parsing depth reached", unless the input holds a raw NUL byte: VS_EINVAL),
+ * VS_ETOOBIG if len does not fit in 32 bits.
+ * Depth counts as jansson does: the top-level value is at depth 1 and every member or element,
+ * scalars included, one deeper than its container. max_depth 0 or anything above
+ * VS_JSON_MAX_DEPTH means VS_JSON_MAX_DEPTH, so the scanner never accepts what jansson rejects.
  * Allocation: none while the open objects along the current nesting path hold at most 256
  * keys in total (plus one per open object), e.g. any envelope whose objects have at most 32
  * members and nest at most 7 deep; objects with more than VS_ENVELOPE_SMALL_OBJECT members and
  * deeper paths use scratch memory that is freed before returning.
- * json: borrowed (need not be NUL-terminated). env: borrowed, overwritten; its slices and spans borrow
- * json and are meaningful only when 0 is returned. */
+ * json: borrowed (need not be NUL-terminated). env: borrowed, overwritten; its slices and spans
+ * borrow json and are meaningful only when 0 is returned. */
 int vs_envelope_scan(const char *json, size_t len, size_t max_depth, vs_envelope_t *env);
 
 /* 1 if the scanned object has a top-level member whose key, escapes decoded, is name; else 0.

@@ -249,9 +249,10 @@ static int deliver_message(vs_ws_parser_t *p, int op, uint8_t *data, size_t len,
     return 0;
 }
 
+/* RFC 6455 7.4 plus the IANA registry's 1012-1014 (restart, try again later, bad gateway). */
 static int close_code_valid(uint16_t code)
 {
-    return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1011) ||
+    return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
            (code >= 3000 && code <= 4999);
 }
 
@@ -298,7 +299,7 @@ static void reserve(vs_ws_parser_t *p, size_t len, int fin)
         return;
     size_t cap = need;
     if (!fin) {
-        size_t grown = (size_t)p->msg_cap * 2;
+        size_t grown = p->msg_cap > p->max_message / 2 ? p->max_message : (size_t)p->msg_cap * 2;
         if (grown < 256)
             grown = 256;
         if (grown > p->max_message)

@@ -83,7 +83,7 @@ typedef struct vs_ws_callbacks {
 } vs_ws_callbacks_t;
 
 /* Initializes p for a new connection; data messages longer than max_message bytes (counted
- * over all fragments) are refused with 1009. max_message is capped at UINT32_MAX - 1. p is
+ * over all fragments) are refused with 1009. max_message is capped at UINT32_MAX. p is
  * borrowed. Never allocates. */
 void vs_ws_parser_init(vs_ws_parser_t *p, size_t max_message);
 /* Frees any heap p holds. p then refuses input (vs_ws_parse returns VS_ECLOSED) until it is

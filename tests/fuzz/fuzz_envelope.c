@@ -1,8 +1,8 @@
-/* fuzz_envelope.c: differential fuzzing of protocol/envelope against jansson. Aborts when the
- * scanner's verdict differs from json_loadb(JSON_REJECT_DUPLICATES) (accept, invalid, too deep,
- * not an object), when an extracted member differs from jansson's, when has_member() disagrees,
- * or when splicing "from" into an accepted input gives anything but the same object with "from"
- * replaced. */
+/* fuzz_envelope.c: differential fuzzing of protocol/envelope against its reference rule, jansson's
+ * json_loadb(VS_JSON_FLAGS) plus "no raw NUL byte" (see envelope.h). Aborts when the scanner's
+ * verdict differs from the reference's (accept, invalid, too deep, not an object), when an
+ * extracted member differs from jansson's, when has_member() disagrees, or when splicing "from"
+ * into an accepted input gives anything but the same object with "from" replaced. */
 #include "fuzz.h"
 
 #include <stdio.h>
@@ -20,12 +20,16 @@ static void disagree(const char *what)
     abort();
 }
 
+/* A raw NUL byte anywhere is invalid, whatever jansson says; otherwise jansson decides. */
 static int jansson_verdict(const char *buf, size_t len, json_t **root)
 {
     json_error_t err;
-    json_t *j = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &err);
+    json_t *j;
 
     *root = NULL;
+    if (len && memchr(buf, '\0', len))
+        return VS_EINVAL;
+    j = json_loadb(buf, len, VS_JSON_FLAGS, &err);
     if (j) {
         if (json_is_object(j)) {
             *root = j;
@@ -36,7 +40,7 @@ static int jansson_verdict(const char *buf, size_t len, json_t **root)
     }
     if (json_error_code(&err) == json_error_stack_overflow)
         return VS_EDEPTH;
-    j = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &err);
+    j = json_loadb(buf, len, VS_JSON_FLAGS | JSON_DECODE_ANY, &err);
     json_decref(j);
     return j ? VS_EPROTO : VS_EINVAL;
 }
@@ -53,7 +57,7 @@ static void check_field(json_t *root, const char *name, vs_slice_t raw, uint8_t 
         return;
     }
     if (!json_is_string(v)) {
-        json_t *again = json_loadb(raw.p, raw.len, JSON_DECODE_ANY, NULL);
+        json_t *again = json_loadb(raw.p, raw.len, VS_JSON_FLAGS | JSON_DECODE_ANY, NULL);
         if (kind != VS_JSON_OTHER || !again || !json_equal(again, v))
             disagree(name);
         json_decref(again);
@@ -79,7 +83,7 @@ static void check_splice(const char *buf, size_t len, const vs_envelope_t *env, 
     if (vs_envelope_splice_from(buf, len, env, from, flen, out, need - 1) != VS_ETOOBIG ||
         vs_envelope_splice_from(buf, len, env, from, flen, out, need) != (long)need)
         disagree("splice size");
-    got = json_loadb(out, need, JSON_REJECT_DUPLICATES, NULL);
+    got = json_loadb(out, need, VS_JSON_FLAGS, NULL);
     if (!got || !json_is_string(json_object_get(got, "from")) ||
         strcmp(json_string_value(json_object_get(got, "from")), from))
         disagree("spliced output");

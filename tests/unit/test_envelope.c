@@ -7,6 +7,7 @@
 #include "common/error.h"
 #include "protocol/envelope.h"
 
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -69,18 +70,11 @@ char *vs_strdup(const char *s)
 
 static const char *code_name(int rc)
 {
-    switch (rc) {
-    case 0:
-        return "ok";
-    case VS_EINVAL:
-        return "EINVAL";
-    case VS_EPROTO:
-        return "EPROTO";
-    case VS_EDEPTH:
-        return "EDEPTH";
-    default:
-        return "other";
-    }
+    return rc == 0           ? "ok"
+           : rc == VS_EINVAL ? "EINVAL"
+           : rc == VS_EPROTO ? "EPROTO"
+           : rc == VS_EDEPTH ? "EDEPTH"
+                             : "other";
 }
 
 /* What vs_envelope_scan must return according to the reference rule (see envelope.h): a raw NUL
@@ -293,21 +287,19 @@ struct tcase {
 /* clang-format off */
 #define T(lit, want) {lit, sizeof(lit) - 1, want}
 
-/* 2^1024 - 2^970, the smallest decimal strtod rounds to infinity */
-#define OVF                                                                                        \
+/* OVF is 2^1024 - 2^970, the smallest decimal strtod rounds to infinity; OVF_HEAD its first 308
+ * digits */
+#define OVF_HEAD                                                                                   \
     "1797693134862315807937289714053034150799341327100378269361737789804449682927647509466490"  \
     "1797758720709633028641669288791094655554785194040263065748867150582068190890200070838367"  \
     "6273854845817711531764475730270069855571366959622842914819860834936475292719074168444365"  \
-    "510704342711559699508093042880177904174497792"
-#define OVF_MINUS_1                                                                                \
-    "1797693134862315807937289714053034150799341327100378269361737789804449682927647509466490"  \
-    "1797758720709633028641669288791094655554785194040263065748867150582068190890200070838367"  \
-    "6273854845817711531764475730270069855571366959622842914819860834936475292719074168444365"  \
-    "510704342711559699508093042880177904174497791"
-/* 10^308 - 1 (308 nines: below DBL_MAX) and 10^399 - 1 (399 nines) */
+    "51070434271155969950809304288017790417449779"
+#define OVF OVF_HEAD "2"
+#define OVF_MINUS_1 OVF_HEAD "1"
+/* 10^308 - 1 (308 nines: below DBL_MAX) and 10^400 - 1 (400 nines, far above it) */
 #define NINES50 "99999999999999999999999999999999999999999999999999"
 #define E308 NINES50 NINES50 NINES50 NINES50 NINES50 NINES50 "99999999"
-#define E399 E308 NINES50 "9999999999999999999999999999999999999999"
+#define E400 E308 NINES50 "999999999999999999999999999999999999999999"
 
 static const struct tcase table[] = {
     /* empty input, whitespace, the top level */
@@ -375,7 +367,8 @@ static const struct tcase table[] = {
     T("{\"a\":" OVF "}", INV), T("{\"a\":" OVF ".0}", INV), T("{\"a\":" OVF_MINUS_1 ".0}", OK),
     T("{\"a\":" OVF_MINUS_1 ".99999999999}", OK), T("{\"a\":" OVF_MINUS_1 "e0}", OK),
     T("{\"a\":" OVF "e-0}", INV), T("{\"a\":" OVF "0e-1}", INV),
-    T("{\"a\":" OVF_MINUS_1 "9e-1}", OK),
+    T("{\"a\":" OVF_MINUS_1 "9e-1}", OK), T("{\"a\":" OVF_HEAD "e1}", OK),
+    T("{\"a\":" OVF_HEAD "0}", OK), T("{\"a\":" OVF_HEAD "3}", INV), T("{\"a\":0." OVF_HEAD "e309}", OK),
     T("{\"a\":0.0" OVF "e310}", INV), T("{\"a\":0.00" OVF "e310}", OK),
     T("{\"a\":1e-400}", OK), T("{\"a\":1e-99999999999999999999}", OK),
     T("{\"a\":1e99999999999999999999}", INV), T("{\"a\":0e99999999999999999999}", OK),
@@ -393,9 +386,9 @@ static const struct tcase table[] = {
     T("{\"a\":-123456789012345678901234567890}", OK), T("{\"a\":" OVF_MINUS_1 "}", OK),
     T("{\"a\":-" OVF_MINUS_1 "}", OK), T("{\"a\":-" OVF "}", INV),
     T("{\"a\":" OVF "0}", INV), T("{\"a\":" E308 "}", OK), T("{\"a\":" E308 "0}", INV),
-    T("{\"a\":" E399 "}", INV), T("{\"a\":-" E399 "}", INV), T("{\"a\":[" E399 "]}", INV),
-    T("{\"a\":" E399 ".5}", INV), T("{\"a\":0." E399 "}", OK), T("{\"a\":" E399 "e-100}", OK),
-    T("{\"a\":" E399 "e-91}", OK), T("{\"a\":" E399 "e-90}", INV), T("{\"a\":-0" E399 "}", INV),
+    T("{\"a\":" E400 "}", INV), T("{\"a\":-" E400 "}", INV), T("{\"a\":[" E400 "]}", INV),
+    T("{\"a\":" E400 ".5}", INV), T("{\"a\":0." E400 "}", OK), T("{\"a\":" E400 "e-100}", OK),
+    T("{\"a\":" E400 "e-92}", OK), T("{\"a\":" E400 "e-91}", INV), T("{\"a\":-0" E400 "}", INV),
     /* literals */
     T("{\"a\":true,\"b\":false,\"c\":null}", OK), T("{\"a\":True}", INV), T("{\"a\":TRUE}", INV),
     T("{\"a\":tru}", INV), T("{\"a\":nulll}", INV), T("{\"a\":truefalse}", INV),
@@ -479,6 +472,69 @@ static void test_table(void **state)
                   counts[1], counts[2]);
 }
 
+/* ---- what the reference rule changed ---- */
+
+static int jansson_ok(const char *s, size_t len, size_t flags)
+{
+    json_t *j = json_loadb(s, len, flags, NULL);
+    json_decref(j);
+    return j != NULL;
+}
+
+#define LIT(lit) lit, sizeof(lit) - 1
+
+/* Each rule that differs from plain JSON_REJECT_DUPLICATES, shown on both sides: what jansson does
+ * with the old and the new flags, and what the scanner does (the NUL rule included). */
+static void test_reference_rule(void **state)
+{
+    (void)state;
+    /* clang-format off */
+    static const struct { const char *s; size_t len; int old_ok, new_ok, scan; } rows[] = {
+        /* "\u0000" in values: rejected by the old flags, accepted now */
+        {LIT("{\"a\":\"x\\u0000\"}"), 0, 1, 0},
+        /* ...but jansson refuses it in a key whatever the flags, and so do we */
+        {LIT("{\"x\\u0000\":1}"), 0, 0, VS_EINVAL},
+        /* integers beyond long long: "too big integer" before, a double now */
+        {LIT("{\"a\":18446744073709551616}"), 0, 1, 0},
+        {LIT("{\"a\":-18446744073709551616}"), 0, 1, 0},
+        /* the overflow edge is strtod's, exactly (checked against strtod below) */
+        {LIT("{\"a\":17976931348623157e292}"), 1, 1, 0},
+        {LIT("{\"a\":17976931348623159e292}"), 0, 0, VS_EINVAL},
+        {LIT("{\"a\":" E400 "}"), 0, 0, VS_EINVAL},
+        /* a raw NUL after a number or keyword: jansson drops it and accepts, our rule rejects */
+        {LIT("{\"a\":1\0}"), 1, 1, VS_EINVAL},
+        {LIT("{\"a\":null\0,\"b\":2}"), 1, 1, VS_EINVAL},
+        {LIT("{\"a\":123456789012345678901\0}"), 0, 1, VS_EINVAL},
+        {LIT("[1\0]"), 1, 1, VS_EINVAL}, /* not VS_EPROTO */
+    };
+    /* clang-format on */
+    vs_envelope_t env;
+    char out[32];
+
+    assert_int_equal(VS_JSON_FLAGS,
+                     JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL);
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        if (jansson_ok(rows[i].s, rows[i].len, JSON_REJECT_DUPLICATES) != rows[i].old_ok ||
+            jansson_ok(rows[i].s, rows[i].len, VS_JSON_FLAGS) != rows[i].new_ok ||
+            vs_envelope_scan(rows[i].s, rows[i].len, 0, &env) != rows[i].scan)
+            fail_input("reference rule row", rows[i].s, rows[i].len);
+    }
+    assert_true(strtod("17976931348623157e292", NULL) < HUGE_VAL);
+    assert_true(strtod("17976931348623159e292", NULL) == HUGE_VAL);
+
+    /* the envelope's own members: a decoded NUL stays inside the value, a huge id is "other" */
+    static const char m[] = "{\"type\":\"offer\\u0000x\",\"id\":18446744073709551616}";
+    assert_int_equal(vs_envelope_scan(m, sizeof m - 1, 0, &env), 0);
+    assert_int_equal(env.type_kind, VS_JSON_STRING);
+    assert_int_equal(env.type_escaped, 1);
+    assert_int_equal(vs_json_unescape(env.type, out, sizeof out), 7);
+    assert_memory_equal(out, "offer\0x", 7);
+    assert_int_equal(env.id_kind, VS_JSON_OTHER);
+    assert_int_equal(env.id.len, 20);
+    assert_memory_equal(env.id.p, "18446744073709551616", 20);
+    assert_int_equal(check_input(m, sizeof m - 1), OK);
+}
+
 /* ---- depth ---- */
 
 static char *nest(const char *open, int n, const char *mid, const char *close, int m, size_t *len)
@@ -498,12 +554,9 @@ static char *nest(const char *open, int n, const char *mid, const char *close, i
 static void depth_case(const char *open, int n, const char *mid, size_t midlen, const char *close,
                        int m, int want)
 {
-    char midbuf[64];
     size_t len;
     char *b;
 
-    memcpy(midbuf, mid, midlen);
-    midbuf[midlen] = '\0';
     b = nest(open, n, "", close, 0, &len);
     b = realloc(b, len + midlen + strlen(close) * m + 1);
     memcpy(b + len, mid, midlen);
@@ -511,7 +564,8 @@ static void depth_case(const char *open, int n, const char *mid, size_t midlen, 
     for (int i = 0; i < m; i++, len += strlen(close))
         memcpy(b + len, close, strlen(close));
     if (check_input(b, len) != want)
-        fail_msg("depth case %s x%d + %s: jansson disagrees with the expectation", open, n, midbuf);
+        fail_msg("depth case %s x%d + %.*s: the reference disagrees with the expectation", open, n,
+                 (int)(midlen < 40 ? midlen : 40), mid);
     free(b);
 }
 
@@ -538,15 +592,26 @@ static void test_depth(void **state)
     D("[", J, "", "]", 0, INV);             /* EOF where an element belongs */
     D("[", J, "tru", "]", J, VS_EDEPTH);
     D("[", J, "\"\\x\"", "]", J, INV);
-    D("[", J, "\"\\u0000\"", "]", J, VS_EDEPTH);
     D("[", J, "\"ok\"", "]", J, VS_EDEPTH);
     D("[", J, "1\xff", "]", J, INV);
     D("[", J, "\xff", "]", J, INV);
     D("[", J, "\xc3\xa9", "]", J, VS_EDEPTH);
     D("[", J, "\xc3", "]", J, INV);
     D("[", J, "1e400", "]", J, INV);
-    D("[", J, "99999999999999999999", "]", J, INV);
-    D("[", J, "1\0", "]", J, VS_EDEPTH);
+    D("[", J, "99999999999999999999", "]", J, VS_EDEPTH); /* any integer is a real now */
+    D("[", J, OVF, "]", J, INV);                          /* but "real number overflow" wins */
+    D("[", J, "-" OVF "0", "]", J, INV);
+    D("[", J, OVF_MINUS_1, "]", J, VS_EDEPTH);
+    /* a raw NUL makes the input invalid, wherever it is relative to the depth error */
+    D("[", J, "1\0", "]", J, INV);
+    D("[", J, "\0", "]", J, INV);
+    D("[", J + 1, "", "]", J + 1, VS_EDEPTH);
+    D("[", J + 1, "]\0", "]", J, INV);
+    D("[", J, "\"\\u0000\"", "]", J, VS_EDEPTH);
+    D("[", J - 1, "\"\\u0000\"", "]", J - 1, PRO);
+    D("{\"a\":", J, "\"x\"", "}", J, VS_EDEPTH);
+    D("{\"a\":", J, "\"x\"}\0", "}", J - 1, INV);
+    D("{\"a\":", J - 1, "{\"\\u0000\":1}", "}", J - 1, INV);
     D("[", J, "-", "]", J, VS_EDEPTH);
     D("[", J, "-\xff", "]", J, INV);
     D("[", J, "1.\xff", "]", J, INV);
@@ -705,62 +770,28 @@ static const struct tcase seeds[] = {
     S("{\"type\":\"presence\",\"id\":7,\"users\":[\"a\",\"b\",\"c\"],\"big\":9223372036854775807,"
       "\"neg\":-9223372036854775808,\"r\":1.7976931348623157e308}"),
     S("[{\"type\":\"x\"},1,\"s\",[true]]"),
-    S("{\"a\":1\0,\"from\":null\0,\"b\":\"\\/\\b\\f\\n\\r\\t\"}"),
+    S("{\"a\":1,\"from\":null,\"b\":\"\\/\\b\\f\\n\\r\\t\"}"),
     S("{\"k0\":0,\"k1\":1,\"k2\":2,\"k3\":3,\"k4\":4,\"k5\":5,\"k6\":6,\"k7\":7,\"k8\":8,\"k9\":9,"
       "\"k10\":0,\"k11\":1,\"k12\":2,\"k13\":3,\"k14\":4,\"k15\":5,\"k16\":6,\"k17\":7,\"k18\":8,"
       "\"k19\":9,\"k20\":0,\"k21\":1,\"k22\":2,\"k23\":3,\"k24\":4,\"k25\":5,\"k26\":6,\"k27\":7,"
       "\"k28\":8,\"k29\":9,\"k30\":0,\"k31\":1,\"k32\":2,\"k33\":3,\"k\\u00334\":4}"),
     S("{\"id\":\"\\uD834\\uDD1E\",\"to\":{\"from\":\"x\"},\"from\":\"y\"}"),
+    S("{\"type\":\"answer\",\"to\":\"b\",\"answer\":{\"long\":123456789012345678901234567890,"
+      "\"u64\":18446744073709551616,\"max\":17976931348623157e292,\"tiny\":4.9e-324}}"),
+    S("{\"type\":\"ice-candidate\",\"to\":\"b\",\"candidate\":\"a\\u0000b\",\"x\":[\"\\u0000\"],"
+      "\"\\u0061\":{\"k\":\"\\u0000\\u0000\"}}"),
 };
 /* clang-format on */
 
+/* clang-format off */
 static const char *const tokens[] = {
-    "\"",
-    "\\",
-    "{",
-    "}",
-    "[",
-    "]",
-    ",",
-    ":",
-    " ",
-    "\t",
-    "\n",
-    "\r",
-    "\0",
-    "0",
-    "1",
-    "9",
-    "-",
-    "+",
-    ".",
-    "e",
-    "E",
-    "true",
-    "false",
-    "null",
-    "\\u",
-    "\\u0000",
-    "\\ud800",
-    "\\udc00",
-    "\\n",
-    "\xc3",
-    "\xa9",
-    "\xc3\xa9",
-    "\xed\xa0\x80",
-    "\xf4\x90",
-    "\xff",
-    "\x80",
-    "\x01",
-    "\x7f",
-    "\"from\":1,",
-    ",\"from\":2",
-    "\"a\":",
-    "\"\\u0061\":",
-    "e400",
-    "9223372036854775808",
-    "\f",
+    "\"", "\\", "{", "}", "[", "]", ",", ":", " ", "\t", "\n", "\r", "\0", "\f", "0", "1", "9", "-",
+    "+", ".", "e", "E", "true", "false", "null", "\\u", "\\u0000", "\\ud800", "\\udc00", "\\n",
+    "\xc3", "\xa9", "\xc3\xa9", "\xed\xa0\x80", "\xf4\x90", "\xff", "\x80", "\x01", "\x7f",
+    "\"from\":1,", ",\"from\":2", "\"a\":", "\"\\u0061\":", "\"\\u0000\":", "e400", "e292", "e-92",
+    "9223372036854775808", "17976931348623158", "17976931348623159", OVF, E308,
 };
+/* clang-format on */
 
 static void mutate(char *b, size_t *len, size_t cap)
 {
@@ -877,14 +908,12 @@ static void test_splice(void **state)
     expect_splice("\n{\"a\":\"s\",\"from\":1}\n", "u@d", "\n{\"from\":\"u@d\",\"a\":\"s\"}\n");
     expect_splice("{\"type\":\"offer\",\"payload\":{\"sdp\":\"v=0\\r\\n\"}}", "bob",
                   "{\"from\":\"bob\",\"type\":\"offer\",\"payload\":{\"sdp\":\"v=0\\r\\n\"}}");
-    /* the NUL jansson drops after a number goes with the removed member */
-    {
-        static const char in[] = "{\"a\":\"s\",\"from\":5\0}";
-        assert_int_equal(vs_envelope_scan(in, sizeof in - 1, 0, &env), 0);
-        long n = vs_envelope_splice_from(in, sizeof in - 1, &env, "x", 1, out, sizeof out);
-        assert_int_equal(n, 20);
-        assert_memory_equal(out, "{\"from\":\"x\",\"a\":\"s\"}", 20);
-    }
+    /* escaped NULs and huge integers are forwarded as sent */
+    expect_splice(
+        "{\"to\":\"b\",\"c\":\"a\\u0000b\",\"n\":123456789012345678901234567890}", "x",
+        "{\"from\":\"x\",\"to\":\"b\",\"c\":\"a\\u0000b\",\"n\":123456789012345678901234567890}");
+    expect_splice("{\"from\":-18446744073709551616,\"v\":\"\\u0000\"}", "x",
+                  "{\"from\":\"x\",\"v\":\"\\u0000\"}");
     /* exact capacity works, one byte less does not */
     assert_int_equal(vs_envelope_scan("{}", 2, 0, &env), 0);
     assert_int_equal(vs_envelope_splice_from("{}", 2, &env, "x", 1, out, 12), 12);
@@ -922,6 +951,11 @@ static void test_unescape(void **state)
     assert_string_equal(out, "\xf0\x9f\x98\x80!");
     assert_int_equal(vs_json_unescape(RAW("\\uDBFF\\uDFFF"), out, sizeof out), 4);
     assert_string_equal(out, "\xf4\x8f\xbf\xbf");
+    /* an escaped NUL decodes to a 0 byte inside the output; the length tells */
+    assert_int_equal(vs_json_unescape(RAW("a\\u0000b\\u0000"), out, sizeof out), 4);
+    assert_memory_equal(out, "a\0b\0", 5);
+    assert_int_equal(vs_json_unescape(RAW("\\u0000"), out, 2), 1);
+    assert_int_equal(vs_json_unescape(RAW("\\u0000"), out, 1), VS_ETOOBIG);
     assert_int_equal(vs_json_unescape(RAW(""), out, 1), 0);
     assert_string_equal(out, "");
     /* the fit is exact: n bytes need cap n + 1 */
@@ -1021,10 +1055,15 @@ static void test_throughput(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_table),         cmocka_unit_test(test_depth),
-        cmocka_unit_test(test_large_objects), cmocka_unit_test(test_random_differential),
-        cmocka_unit_test(test_splice),        cmocka_unit_test(test_unescape),
-        cmocka_unit_test(test_arguments),     cmocka_unit_test(test_throughput),
+        cmocka_unit_test(test_table),
+        cmocka_unit_test(test_reference_rule),
+        cmocka_unit_test(test_depth),
+        cmocka_unit_test(test_large_objects),
+        cmocka_unit_test(test_random_differential),
+        cmocka_unit_test(test_splice),
+        cmocka_unit_test(test_unescape),
+        cmocka_unit_test(test_arguments),
+        cmocka_unit_test(test_throughput),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

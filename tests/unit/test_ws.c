@@ -990,10 +990,10 @@ static void test_close_frames(void **state)
     struct fx *f = *state;
     vs_ws_parser_t *p = &f->p;
     struct buf *b = &f->b;
-    static const uint16_t good[] = {1000, 1001, 1002, 1003, 1007, 1008, 1009,
-                                    1010, 1011, 3000, 3999, 4000, 4999};
-    static const uint16_t bad[] = {0,    1,    999,  1004, 1005, 1006, 1012, 1013,
-                                   1014, 1015, 1016, 1100, 2000, 2999, 5000, 65535};
+    static const uint16_t good[] = {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010,
+                                    1011, 1012, 1013, 1014, 3000, 3999, 4000, 4999};
+    static const uint16_t bad[] = {0,    1,    999,  1004, 1005, 1006, 1015,
+                                   1016, 1100, 2000, 2999, 5000, 65535};
     for (size_t i = 0; i < COUNT(good); i++) {
         restart(f, 100);
         close_frame(b, good[i], "reason");
