@@ -269,7 +269,8 @@ static bool raw_key_is(const uint8_t *raw, size_t raw_len, bool escaped, const c
 
 int vs_json_unescape(vs_slice_t raw, char *out, size_t cap)
 {
-    struct dec d = {(const uint8_t *)raw.p, (const uint8_t *)raw.p + raw.len};
+    /* No arithmetic on a NULL pointer, even with a zero offset (UBSan's pointer-overflow). */
+    struct dec d = {(const uint8_t *)raw.p, raw.p ? (const uint8_t *)raw.p + raw.len : NULL};
     size_t n = 0, room;
 
     if (cap == 0)
@@ -990,11 +991,12 @@ static const uint8_t *skip_value(const uint8_t *p, const uint8_t *end)
 
 int vs_envelope_has_member(const vs_envelope_t *env, const char *name)
 {
-    const uint8_t *in = (const uint8_t *)env->json, *end = in + env->len, *p, *k;
+    const uint8_t *in = (const uint8_t *)env->json, *end, *p, *k;
     size_t nlen = strlen(name);
 
     if (!in)
         return 0;
+    end = in + env->len;
     if (env->members <= VS_ENVELOPE_KEYS) {
         for (size_t i = 0; i < env->members; i++) {
             if (raw_key_is(in + env->key[i].start, env->key[i].end - env->key[i].start,
