@@ -17,7 +17,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-enum opt_type { OPT_STRING, OPT_INT, OPT_SIZE, OPT_SECONDS, OPT_ENUM };
+enum opt_type { OPT_STRING, OPT_INT, OPT_SIZE, OPT_SECONDS, OPT_ENUM, OPT_BOOL };
 
 /* The C type each option type stores into; TYPED() refuses to compile when a table line names a
  * field of another type, so the parsers can write through the offset without further checks. */
@@ -26,6 +26,7 @@ enum opt_type { OPT_STRING, OPT_INT, OPT_SIZE, OPT_SECONDS, OPT_ENUM };
 #define CTYPE_OPT_SIZE size_t
 #define CTYPE_OPT_SECONDS double
 #define CTYPE_OPT_ENUM int
+#define CTYPE_OPT_BOOL int
 #define TYPED(t, field)                                                                            \
     .type = t, .off = _Generic(((vs_config_t *)0)->field, CTYPE_##t : offsetof(vs_config_t, field))
 
@@ -84,6 +85,10 @@ static const struct knob knobs[] = {
     {.name = "shutdown-timeout", TYPED(OPT_SECONDS, shutdown_timeout),
      .env = "VOLLI_SHUTDOWN_TIMEOUT", .def = "5", .min = 0, .max = 600,
      .help = "how long SIGTERM waits for close handshakes"},
+    {.name = "demo", TYPED(OPT_BOOL, demo), .env = "VOLLI_DEMO", .def = "true",
+     .help = "serve the demo app at / (the SDK at /sdk/ is always served)"},
+    {.name = "web-dir", TYPED(OPT_STRING, web_dir), .env = "VOLLI_WEB_DIR", .arg = "DIR",
+     .help = "serve sdk/ and demo/ from DIR instead of the copy built in (development)"},
 };
 // clang-format on
 
@@ -297,6 +302,18 @@ static int set_text(vs_config_t *cfg, const struct knob *k, const char *where, c
         *(int *)field(cfg, k) = value;
         return 0;
     }
+    case OPT_BOOL: {
+        static const char *const yes[] = {"true", "yes", "on", "1"}, *const no[] = {"false", "no",
+                                                                                   "off", "0"};
+        for (size_t i = 0; i < 4; i++) {
+            if (strcmp(text, yes[i]) == 0 || strcmp(text, no[i]) == 0) {
+                *(int *)field(cfg, k) = strcmp(text, yes[i]) == 0;
+                return 0;
+            }
+        }
+        return usage_error(err, errlen, "%s: \"%s\" is not true or false", where,
+                           shown(buf, text, SIZE_MAX));
+    }
     case OPT_INT:
         ok = parse_int(text, &v);
         what = "an integer";
@@ -333,6 +350,12 @@ static int set_json(vs_config_t *cfg, const struct knob *k, const char *origin, 
         if (!json_is_string(value))
             return usage_error(err, errlen, "%s must be a string", where);
         return set_text(cfg, k, where, json_string_value(value), err, errlen);
+    case OPT_BOOL:
+        if (json_is_boolean(value)) {
+            *(int *)field(cfg, k) = json_is_true(value);
+            return 0;
+        }
+        return usage_error(err, errlen, "%s must be true or false", where);
     case OPT_SIZE:
         if (json_is_string(value))
             return set_text(cfg, k, where, json_string_value(value), err, errlen);
@@ -585,7 +608,7 @@ static const char *metavar(const struct knob *k)
 {
     static const char *const by_type[] = {
         [OPT_STRING] = "TEXT",     [OPT_INT] = "N",     [OPT_SIZE] = "BYTES",
-        [OPT_SECONDS] = "SECONDS", [OPT_ENUM] = "NAME",
+        [OPT_SECONDS] = "SECONDS", [OPT_ENUM] = "NAME",    [OPT_BOOL] = "BOOL",
     };
     return k->arg ? k->arg : by_type[k->type];
 }
@@ -624,6 +647,8 @@ void vs_config_usage(FILE *out)
             char list[128];
             format_choices(list, sizeof list, k);
             append(detail, sizeof detail, &n, "; one of %s", list);
+        } else if (k->type == OPT_BOOL) {
+            append(detail, sizeof detail, &n, "; true or false");
         }
         if (k->not_in_file)
             append(detail, sizeof detail, &n, "; not read from the config file");

@@ -27,6 +27,8 @@ typedef struct vs_config {
                                 subscribe request */
     double shutdown_timeout; /* "shutdown-timeout", VOLLI_SHUTDOWN_TIMEOUT, seconds, 5, 0..600:
                                 how long SIGTERM waits for close handshakes */
+    int demo;                /* "demo", VOLLI_DEMO, bool, default true: the demo app at / */
+    char *web_dir;           /* "web-dir", VOLLI_WEB_DIR, default NULL: serve web files from disk */
 } vs_config_t;
 
 /* Fills cfg (borrowed, caller-allocated; its previous contents are ignored, not freed) with the

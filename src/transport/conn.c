@@ -59,11 +59,12 @@ void vs_conn_doom(vs_conn_t *c)
     mark_flush(c);
 }
 
-/* Reserves n raw bytes at the end of the output queue, enforcing max-queue. */
-static char *out_reserve(vs_conn_t *c, size_t n)
+/* Reserves n raw bytes at the end of the output queue, enforcing max-queue when limit is set
+ * (a single HTTP response is bounded by its file instead). */
+static char *out_reserve_limit(vs_conn_t *c, size_t n, int limit)
 {
     vs_server_t *s = c->srv;
-    if ((size_t)c->out_len + c->inflight + n > s->cfg->max_queue) {
+    if (limit && (size_t)c->out_len + c->inflight + n > s->cfg->max_queue) {
         s->metrics.slow_consumers++;
         VS_LOG(VS_LOG_WARN, "slow_consumer", "queued", "%zu", (size_t)c->out_len + c->inflight,
                "limit", "%zu", s->cfg->max_queue, NULL);
@@ -81,6 +82,11 @@ static char *out_reserve(vs_conn_t *c, size_t n)
     c->out_len += (uint32_t)n;
     mark_flush(c);
     return p;
+}
+
+static char *out_reserve(vs_conn_t *c, size_t n)
+{
+    return out_reserve_limit(c, n, 1);
 }
 
 char *vs_conn_frame(vs_conn_t *c, int opcode, size_t len)
@@ -441,10 +447,16 @@ void vs_conn_upgrade(vs_conn_t *c, const char *accept_key, uint8_t *extra, size_
 void vs_conn_http_respond(vs_conn_t *c, int status, const char *content_type, const char *extra,
                           const char *body, size_t len)
 {
+    vs_conn_http_send(c, status, content_type, extra, body, len, 1);
+}
+
+void vs_conn_http_send(vs_conn_t *c, int status, const char *content_type, const char *extra,
+                       const char *body, size_t len, int with_body)
+{
     static const struct {
         int code;
         const char *text;
-    } reasons[] = {{200, "OK"},          {400, "Bad Request"},
+    } reasons[] = {{200, "OK"},          {304, "Not Modified"}, {400, "Bad Request"},
                    {404, "Not Found"},   {405, "Method Not Allowed"},
                    {426, "Upgrade Required"}, {431, "Request Header Fields Too Large"},
                    {503, "Service Unavailable"}};
@@ -452,17 +464,21 @@ void vs_conn_http_respond(vs_conn_t *c, int status, const char *content_type, co
     for (size_t i = 0; i < sizeof reasons / sizeof reasons[0]; i++)
         if (reasons[i].code == status)
             reason = reasons[i].text;
-    char head[512];
+    char head[1024];
     int n = snprintf(head, sizeof head,
                      "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                     "Cache-Control: no-store\r\nConnection: close\r\n%s\r\n",
-                     status, reason, content_type, len, extra ? extra : "");
+                     "X-Content-Type-Options: nosniff\r\n%sConnection: close\r\n%s\r\n",
+                     status, reason, content_type, len,
+                     extra && strstr(extra, "Cache-Control:") ? "" : "Cache-Control: no-store\r\n",
+                     extra ? extra : "");
     c->srv->metrics.http_requests_total++;
-    char *p = out_reserve(c, (size_t)n + len);
+    size_t blen = with_body ? len : 0;
+    char *p = out_reserve_limit(c, (size_t)n + blen, 0);
     if (!p)
         return;
     memcpy(p, head, (size_t)n);
-    memcpy(p + n, body, len);
+    if (blen)
+        memcpy(p + n, body, blen);
     vs_http_req_free(c->http);
     c->http = NULL;
     c->state = VS_CONN_CLOSING;

@@ -76,6 +76,9 @@ void vs_conn_doom(vs_conn_t *c);
 /* Writes an HTTP response and then closes (used by the HTTP phase). */
 void vs_conn_http_respond(vs_conn_t *c, int status, const char *content_type, const char *extra,
                           const char *body, size_t len);
+/* The same for GET and HEAD: with_body 0 sends the headers (with the body's length) only. */
+void vs_conn_http_send(vs_conn_t *c, int status, const char *content_type, const char *extra,
+                       const char *body, size_t len, int with_body);
 /* Switches to WebSocket after a valid handshake; extra holds the bytes after the request. */
 void vs_conn_upgrade(vs_conn_t *c, const char *accept_key, uint8_t *extra, size_t extra_len);
 /* Resumes reading (and replays held frames) once a pending register completed. */

@@ -5,6 +5,7 @@
 #include "common/log.h"
 #include "core/metrics.h"
 #include "core/server_impl.h"
+#include "transport/assets.h"
 #include "transport/conn.h"
 
 #include <http_parser.h>
@@ -15,15 +16,15 @@
 
 #define MAX_REQUEST_BYTES 8192
 
-enum hdr { H_NONE, H_HOST, H_UPGRADE, H_CONNECTION, H_KEY, H_VERSION };
+enum hdr { H_NONE, H_HOST, H_UPGRADE, H_CONNECTION, H_KEY, H_VERSION, H_INM };
 
 struct vs_http_req {
     http_parser parser;
     size_t total;
     char url[512];
     char field[32];
-    char upgrade[64], connection[128], key[64], version[8];
-    uint16_t url_len, field_len, lens[6];
+    char upgrade[64], connection[128], key[64], version[8], inm[80];
+    uint16_t url_len, field_len, lens[7];
     uint8_t cur, in_value, done, overflow, has_host;
 };
 
@@ -86,7 +87,8 @@ static enum hdr classify(const char *f)
                  {"upgrade", H_UPGRADE},
                  {"connection", H_CONNECTION},
                  {"sec-websocket-key", H_KEY},
-                 {"sec-websocket-version", H_VERSION}};
+                 {"sec-websocket-version", H_VERSION},
+                 {"if-none-match", H_INM}};
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
         if (strcasecmp(f, known[i].name) == 0)
             return known[i].h;
@@ -112,6 +114,10 @@ static int on_header_value(http_parser *p, const char *at, size_t n)
         return append(r->key, &r->lens[H_KEY], sizeof r->key, at, n, &r->overflow);
     case H_VERSION:
         return append(r->version, &r->lens[H_VERSION], sizeof r->version, at, n, &r->overflow);
+    case H_INM: {
+        uint8_t ignore = 0; /* a long list of tags only costs a cache miss */
+        return append(r->inm, &r->lens[H_INM], sizeof r->inm, at, n, &ignore);
+    }
     default:
         return 0;
     }
@@ -202,22 +208,25 @@ static void route(vs_conn_t *c, vs_http_req_t *r, uint8_t *rest, size_t rest_len
     path[plen] = '\0';
     int get = r->parser.method == HTTP_GET || r->parser.method == HTTP_HEAD;
 
-    if (strcmp(path, "/") == 0 || strcmp(path, "/rtc") == 0) {
-        if (r->lens[H_UPGRADE] || r->parser.upgrade)
-            upgrade(c, r, rest, rest_len);
-        else
-            respond_json(c, 426, "Upgrade: websocket\r\n",
-                         "{\"error\":\"this endpoint speaks WebSocket only\"}");
+    const vs_config_t *cfg = c->srv->cfg;
+    char rel[sizeof r->url + 8];
+    int is_ws_path = strcmp(path, "/") == 0 || strcmp(path, "/rtc") == 0;
+    int is_api = strcmp(path, "/healthz") == 0 || strcmp(path, "/metrics") == 0;
+    if (is_ws_path && (r->lens[H_UPGRADE] || r->parser.upgrade)) {
+        upgrade(c, r, rest, rest_len);
+    } else if (is_api && !get) {
+        respond_json(c, 405, "Allow: GET, HEAD\r\n", "{\"error\":\"method not allowed\"}");
     } else if (strcmp(path, "/healthz") == 0) {
-        if (get)
-            respond_json(c, 200, NULL, "{\"status\":\"ok\"}");
-        else
-            respond_json(c, 405, "Allow: GET, HEAD\r\n", "{\"error\":\"method not allowed\"}");
+        respond_json(c, 200, NULL, "{\"status\":\"ok\"}");
     } else if (strcmp(path, "/metrics") == 0) {
-        if (get)
-            serve_metrics(c);
-        else
-            respond_json(c, 405, "Allow: GET, HEAD\r\n", "{\"error\":\"method not allowed\"}");
+        serve_metrics(c);
+    } else if (get && strcmp(path, "/rtc") != 0 &&
+               vs_asset_map(path, cfg->demo, rel, sizeof rel) == 0) {
+        vs_asset_serve(c, rel, cfg->web_dir, r->parser.method == HTTP_HEAD,
+                       r->lens[H_INM] ? r->inm : NULL);
+    } else if (is_ws_path) {
+        respond_json(c, 426, "Upgrade: websocket\r\n",
+                     "{\"error\":\"this endpoint speaks WebSocket only\"}");
     } else {
         respond_json(c, 404, NULL, "{\"error\":\"not found\"}");
     }

@@ -337,6 +337,36 @@ static void test_enum_and_string(void **state)
     reject_flag("--port", "1\n2\x1b", "--port: \"1?2?\" is not an integer");
 }
 
+static void test_bool(void **state)
+{
+    (void)state;
+    vs_config_t cfg;
+    vs_config_defaults(&cfg);
+    assert_int_equal(cfg.demo, 1);
+    assert_null(cfg.web_dir);
+    vs_config_deinit(&cfg);
+    const char *no[] = {"false", "no", "off", "0"}, *yes[] = {"true", "yes", "on", "1"};
+    for (size_t i = 0; i < 4; i++) {
+        accept_flag(&cfg, "--demo", no[i]);
+        assert_int_equal(cfg.demo, 0);
+        vs_config_deinit(&cfg);
+        accept_flag(&cfg, "--demo", yes[i]);
+        assert_int_equal(cfg.demo, 1);
+        vs_config_deinit(&cfg);
+    }
+    reject_flag("--demo", "maybe", "--demo: \"maybe\" is not true or false");
+    reject_flag("--demo", "TRUE", "--demo: \"TRUE\" is not true or false");
+    char err[512] = "", *path;
+    assert_int_equal(load_file_text(&cfg, "{\"demo\": false, \"web_dir\": \"/srv/w\"}", err,
+                                    sizeof err, &path), 0);
+    assert_int_equal(cfg.demo, 0);
+    assert_string_equal(cfg.web_dir, "/srv/w");
+    vs_config_deinit(&cfg);
+    remove_temp(path);
+    reject_file("{\"demo\": \"false\"}", "\"demo\" must be true or false");
+    reject_file("{\"demo\": 0}", "\"demo\" must be true or false");
+}
+
 static void test_flag_syntax(void **state)
 {
     (void)state;
@@ -779,6 +809,7 @@ int main(void)
         cmocka_unit_test_setup(test_size, reset_env),
         cmocka_unit_test_setup(test_seconds, reset_env),
         cmocka_unit_test_setup(test_enum_and_string, reset_env),
+        cmocka_unit_test_setup(test_bool, reset_env),
         cmocka_unit_test_setup(test_flag_syntax, reset_env),
         cmocka_unit_test_setup(test_missing_value, reset_env),
         cmocka_unit_test_setup(test_unknown_flag, reset_env),
