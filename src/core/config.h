@@ -27,6 +27,20 @@ typedef struct vs_config {
                                 subscribe request */
     double shutdown_timeout; /* "shutdown-timeout", VOLLI_SHUTDOWN_TIMEOUT, seconds, 5, 0..600:
                                 how long SIGTERM waits for close handshakes */
+    int max_conns_per_ip;    /* "max-connections-per-ip", VOLLI_MAX_CONNECTIONS_PER_IP, 1000 */
+    char *trusted_proxies;   /* "trusted-proxies", "127.0.0.1,::1": X-Forwarded-For believed */
+    double handshake_timeout; /* "handshake-timeout", seconds, 10: an unfinished upgrade is dropped */
+    double register_timeout; /* "register-timeout", seconds, 30: an unregistered socket is dropped */
+    int rate_messages;       /* "rate-messages", per second per connection (burst 10 s), 1000 */
+    size_t rate_bytes;       /* "rate-bytes", bytes per second per connection (burst 10 s), 1 MiB */
+    int rate_strikes;        /* "rate-strikes", limited messages in a row before disconnect, 100 */
+    int register_rate;       /* "register-rate", failed or new-binding registers per minute per
+                                address, 60 */
+    int lookup_rate;         /* "lookup-rate", ids per minute per connection in discover and
+                                subscribe (burst the same), 3000 */
+    int max_subscriptions;   /* "max-subscriptions", per connection, 1000 */
+    int max_json_depth;      /* "max-json-depth", nesting levels in a message, 32 */
+    int max_json_members;    /* "max-json-members", top-level members in a message, 256 */
     int demo;                /* "demo", VOLLI_DEMO, bool, default true: the demo app at / */
     char *web_dir;           /* "web-dir", VOLLI_WEB_DIR, default NULL: serve web files from disk */
 } vs_config_t;

@@ -86,6 +86,22 @@ void vs_metrics_render(const vs_metrics_t *m, const vs_metrics_gauges_t *g, doub
     counter(o, "volli_store_bindings_total", "Key bindings created.", m->store_bindings);
     counter(o, "volli_store_failures_total", "Failed store transactions.", m->store_failures);
 
+    counter(o, "volli_rate_disconnects_total",
+            "Connections closed after rate-strikes limited messages in a row.",
+            m->rate_disconnects);
+    counter(o, "volli_per_ip_refused_total", "Connections refused over max-connections-per-ip.",
+            m->per_ip_refused);
+    counter(o, "volli_handshake_timeouts_total", "Connections dropped before finishing the upgrade.",
+            m->handshake_timeouts);
+    counter(o, "volli_register_timeouts_total", "WebSockets dropped for not registering in time.",
+            m->register_timeouts);
+    static const char *const kinds[] = {"messages", "bytes", "register", "lookup"};
+    vs_buf_puts(o, "# HELP volli_rate_limited_total Requests refused by a rate limit, by kind.\n"
+                   "# TYPE volli_rate_limited_total counter\n");
+    for (int k = 0; k < 4; k++)
+        vs_buf_printf(o, "volli_rate_limited_total{kind=\"%s\"} %llu\n", kinds[k],
+                      (unsigned long long)m->rate_limited[k]);
+
     vs_buf_puts(o, "# HELP volli_messages_relayed_total Messages relayed to a peer, by type.\n"
                    "# TYPE volli_messages_relayed_total counter\n");
     for (int t = 0; t < VS_MSG_COUNT; t++)

@@ -23,7 +23,13 @@ typedef struct vs_metrics {
     uint64_t slow_consumers;      /* dropped for exceeding max-queue */
     uint64_t keepalive_drops;
     uint64_t store_batches, store_bindings, store_failures;
+    uint64_t rate_limited[4];    /* by vs_limit_kind */
+    uint64_t rate_disconnects;   /* closed after rate-strikes limited messages in a row */
+    uint64_t per_ip_refused;     /* over max-connections-per-ip */
+    uint64_t handshake_timeouts, register_timeouts;
 } vs_metrics_t;
+
+enum vs_limit_kind { VS_LIMIT_MESSAGES, VS_LIMIT_BYTES, VS_LIMIT_REGISTER, VS_LIMIT_LOOKUP };
 
 /* Gauges sampled at render time. */
 typedef struct vs_metrics_gauges {

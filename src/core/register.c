@@ -48,6 +48,21 @@ static void complete(const vs_req_t *rq, const char *uid, const uint8_t key[32])
     vs_reply_finish(rq, b);
 }
 
+/* Charges one registration to the connection's source address. */
+static void charge(vs_conn_t *c)
+{
+    double rate = c->srv->cfg->register_rate;
+    if (c->ip)
+        vs_bucket_take(&c->ip->registers, rate / 60.0, rate, 1, vs_server_now(c->srv));
+}
+
+/* A failed attempt: charged (guessing keys or ids is what the limit is for), then answered. */
+static void refuse(const vs_req_t *rq, vs_wire_error_t code, const char *message)
+{
+    charge(rq->c);
+    vs_reply_error(rq, code, message, NULL);
+}
+
 void vs_register_handle(const vs_req_t *rq, json_t *root)
 {
     vs_conn_t *c = rq->c;
@@ -63,10 +78,21 @@ void vs_register_handle(const vs_req_t *rq, json_t *root)
         vs_reply_error(rq, VS_WERR_BAD_REQUEST, msg, NULL);
         return;
     }
+    /* Failed attempts and new ids are rationed per address; a known key coming back (after a
+     * server restart, say) is not. */
+    double rate = s->cfg->register_rate;
+    if (c->ip && !vs_bucket_ready(&c->ip->registers, rate / 60.0, rate, vs_server_now(s))) {
+        s->metrics.rate_limited[VS_LIMIT_REGISTER]++;
+        char msg[96];
+        snprintf(msg, sizeof msg, "too many registrations: the limit is %d per minute per address",
+                 s->cfg->register_rate);
+        vs_reply_error(rq, VS_WERR_RATE_LIMITED, msg, NULL);
+        return;
+    }
     char uid[VS_USERID_MAX + 1];
     if (vs_userid_fold(uid_in, uid_len, uid) != 0) {
-        vs_reply_error(rq, VS_WERR_INVALID_USER_ID,
-                       "\"userId\" must be 1 to 128 characters of [a-z0-9._+@-]", NULL);
+        refuse(rq, VS_WERR_INVALID_USER_ID,
+               "\"userId\" must be 1 to 128 characters of [a-z0-9._+@-]");
         return;
     }
     if (c->user && strcmp(c->user->id, uid) != 0) {
@@ -76,20 +102,19 @@ void vs_register_handle(const vs_req_t *rq, json_t *root)
     }
     uint8_t key[32], signature[64];
     if (vs_base64_decode(pk, pk_len, key, sizeof key) != 32) {
-        vs_reply_error(rq, VS_WERR_BAD_SIGNATURE,
-                       "\"publicKey\" must be standard base64 of a 32-byte Ed25519 key", NULL);
+        refuse(rq, VS_WERR_BAD_SIGNATURE,
+               "\"publicKey\" must be standard base64 of a 32-byte Ed25519 key");
         return;
     }
     if (vs_base64_decode(sig, sig_len, signature, sizeof signature) != 64) {
-        vs_reply_error(rq, VS_WERR_BAD_SIGNATURE,
-                       "\"signature\" must be standard base64 of a 64-byte Ed25519 signature",
-                       NULL);
+        refuse(rq, VS_WERR_BAD_SIGNATURE,
+               "\"signature\" must be standard base64 of a 64-byte Ed25519 signature");
         return;
     }
     char msg[256];
     int mlen = vs_register_message(c->nonce, uid, msg, sizeof msg);
     if (mlen < 0 || vs_ed25519_verify(key, (const uint8_t *)msg, (size_t)mlen, signature) != 0) {
-        vs_reply_error(rq, VS_WERR_BAD_SIGNATURE, "the signature does not verify", NULL);
+        refuse(rq, VS_WERR_BAD_SIGNATURE, "the signature does not verify");
         return;
     }
 
@@ -113,13 +138,13 @@ void vs_register_handle(const vs_req_t *rq, json_t *root)
     }
     if (known) {
         if (memcmp(bound, key, 32) != 0)
-            vs_reply_error(rq, VS_WERR_KEY_MISMATCH, "this user id is bound to another key",
-                           NULL);
+            refuse(rq, VS_WERR_KEY_MISMATCH, "this user id is bound to another key");
         else
             complete(rq, uid, key);
         return;
     }
 
+    charge(c); /* a new binding */
     vs_pending_reg_t *p = vs_calloc(1, sizeof *p);
     p->conn = c;
     p->type = rq->type;

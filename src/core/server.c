@@ -10,7 +10,6 @@
 #include <string.h>
 #include <sys/time.h>
 
-#define HANDSHAKE_TIMEOUT_MS 10000
 #define CLOSE_HANDSHAKE_MS 2000
 #define SWEEP_INTERVAL_MS 1000
 
@@ -35,7 +34,9 @@ static void on_ping_timer(uv_timer_t *t)
 static void on_sweep_timer(uv_timer_t *t)
 {
     vs_server_t *s = t->data;
-    vs_conn_sweep(s, HANDSHAKE_TIMEOUT_MS, CLOSE_HANDSHAKE_MS);
+    vs_conn_sweep(s, CLOSE_HANDSHAKE_MS);
+    vs_ip_table_gc(s->ips, s->cfg->register_rate / 60.0, s->cfg->register_rate,
+                   vs_server_now(s));
     if (!s->shutting_down)
         return;
     int idle = s->active.n == 0 && s->pending.n == 0 && !s->regq.busy && !s->regq.head;
@@ -79,6 +80,60 @@ static void begin_shutdown(vs_server_t *s, const char *why)
 static void on_signal(uv_signal_t *h, int signum)
 {
     begin_shutdown(h->data, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+int vs_addr_canonical(const char *in, size_t len, char out[46])
+{
+    char tmp[64];
+    unsigned char bin[16];
+    while (len && (*in == ' ' || *in == '\t')) {
+        in++;
+        len--;
+    }
+    while (len && (in[len - 1] == ' ' || in[len - 1] == '\t'))
+        len--;
+    if (len == 0 || len >= sizeof tmp)
+        return VS_EINVAL;
+    memcpy(tmp, in, len);
+    tmp[len] = '\0';
+    if (uv_inet_pton(AF_INET, tmp, bin) == 0)
+        return uv_inet_ntop(AF_INET, bin, out, 46) == 0 ? 0 : VS_EINVAL;
+    if (uv_inet_pton(AF_INET6, tmp, bin) == 0)
+        return uv_inet_ntop(AF_INET6, bin, out, 46) == 0 ? 0 : VS_EINVAL;
+    return VS_EINVAL;
+}
+
+int vs_server_trusts(const vs_server_t *s, const char *addr)
+{
+    for (size_t i = 0; i < s->ntrusted; i++)
+        if (strcmp(s->trusted[i], addr) == 0)
+            return 1;
+    return 0;
+}
+
+static int parse_trusted(vs_server_t *s, char *err, size_t errlen)
+{
+    const char *p = s->cfg->trusted_proxies;
+    if (!p || strcmp(p, "none") == 0)
+        return 0;
+    while (*p) {
+        size_t n = strcspn(p, ",");
+        if (n) {
+            if (s->ntrusted == sizeof s->trusted / sizeof s->trusted[0]) {
+                snprintf(err, errlen, "--trusted-proxies: at most %zu addresses",
+                         sizeof s->trusted / sizeof s->trusted[0]);
+                return VS_EINVAL;
+            }
+            if (vs_addr_canonical(p, n, s->trusted[s->ntrusted]) != 0) {
+                snprintf(err, errlen, "--trusted-proxies: \"%.*s\" is not an IP address",
+                         (int)(n < 64 ? n : 64), p);
+                return VS_EINVAL;
+            }
+            s->ntrusted++;
+        }
+        p += n + (p[n] == ',');
+    }
+    return 0;
 }
 
 static int listen_on(vs_server_t *s, char *err, size_t errlen)
@@ -134,6 +189,12 @@ vs_server_t *vs_server_new(const vs_config_t *cfg, char *err, size_t errlen, int
         free(s);
         return NULL;
     }
+    if (parse_trusted(s, err, errlen) != 0) {
+        *exit_code = 2;
+        uv_loop_close(&s->loop);
+        free(s);
+        return NULL;
+    }
     if (vs_store_sqlite_open(cfg->data_dir, &s->store, err, errlen) != 0) {
         uv_loop_close(&s->loop);
         free(s);
@@ -161,6 +222,7 @@ vs_server_t *vs_server_new(const vs_config_t *cfg, char *err, size_t errlen, int
         goto fail_store;
     }
     s->dir = vs_directory_new(send_presence, s);
+    s->ips = vs_ip_table_new();
     uv_check_init(&s->loop, &s->flush_check);
     s->flush_check.data = s;
     uv_check_start(&s->flush_check, on_flush_check);
@@ -172,7 +234,15 @@ vs_server_t *vs_server_new(const vs_config_t *cfg, char *err, size_t errlen, int
     uv_timer_start(&s->ping_timer, on_ping_timer, ping_ms, ping_ms);
     uv_timer_init(&s->loop, &s->sweep_timer);
     s->sweep_timer.data = s;
-    uv_timer_start(&s->sweep_timer, on_sweep_timer, SWEEP_INTERVAL_MS, SWEEP_INTERVAL_MS);
+    /* Often enough that no timeout is overshot by more than half of itself. */
+    double shortest = cfg->handshake_timeout < cfg->register_timeout ? cfg->handshake_timeout
+                                                                      : cfg->register_timeout;
+    uint64_t sweep_ms = (uint64_t)(shortest * 500.0);
+    if (sweep_ms > SWEEP_INTERVAL_MS)
+        sweep_ms = SWEEP_INTERVAL_MS;
+    if (sweep_ms < 20)
+        sweep_ms = 20;
+    uv_timer_start(&s->sweep_timer, on_sweep_timer, sweep_ms, sweep_ms);
     VS_LOG(VS_LOG_INFO, "started", "version", "%s", VS_VERSION, "data_dir", "%s", cfg->data_dir,
            "registered_users", "%llu", (unsigned long long)s->registered_users, NULL);
     *exit_code = 0;
@@ -213,6 +283,7 @@ void vs_server_free(vs_server_t *s)
     if (!s)
         return;
     vs_directory_free(s->dir);
+    vs_ip_table_free(s->ips);
     vs_store_close(&s->store);
     vs_buf_deinit(&s->scratch);
     uv_loop_close(&s->loop);

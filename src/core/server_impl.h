@@ -4,6 +4,7 @@
 
 #include "common/buf.h"
 #include "core/config.h"
+#include "core/limits.h"
 #include "core/metrics.h"
 #include "core/server.h"
 #include "directory/directory.h"
@@ -42,6 +43,9 @@ struct vs_server {
     size_t nconns;
     vs_conn_t *flush_head;  /* connections with output to flush or to destroy */
     vs_directory_t *dir;
+    vs_ip_table_t *ips;
+    char trusted[8][46];    /* trusted-proxies, canonical text form */
+    size_t ntrusted;
     vs_store_t store;
     vs_metrics_t metrics;
     uint64_t registered_users;
@@ -51,6 +55,11 @@ struct vs_server {
     uint64_t shutdown_deadline;
     double start_time;
 };
+
+/* Whether addr (canonical text) is one of the trusted proxies. */
+int vs_server_trusts(const vs_server_t *s, const char *addr);
+/* Canonical text of an IPv4/IPv6 address in in[0..len) into out (46 bytes); 0 or VS_EINVAL. */
+int vs_addr_canonical(const char *in, size_t len, char out[46]);
 
 /* Milliseconds on the loop clock. */
 static inline uint64_t vs_server_now(const vs_server_t *s)

@@ -63,6 +63,39 @@ void vs_session_error_too_large(vs_conn_t *c)
     vs_reply_error(&rq, VS_WERR_TOO_LARGE, msg, NULL);
 }
 
+void vs_session_error_rate_limited(vs_conn_t *c, const char *what)
+{
+    const vs_config_t *cfg = c->srv->cfg;
+    char msg[128];
+    if (strcmp(what, "messages") == 0)
+        snprintf(msg, sizeof msg, "too many messages: the limit is %d per second", cfg->rate_messages);
+    else
+        snprintf(msg, sizeof msg, "too many bytes: the limit is %zu per second", cfg->rate_bytes);
+    vs_req_t rq = {c, VS_MSG_UNKNOWN, NULL, 0, uv_hrtime()};
+    vs_reply_error(&rq, VS_WERR_RATE_LIMITED, msg, NULL);
+}
+
+void vs_session_error_timeout(vs_conn_t *c)
+{
+    vs_req_t rq = {c, VS_MSG_UNKNOWN, NULL, 0, uv_hrtime()};
+    vs_reply_error(&rq, VS_WERR_NOT_REGISTERED, "no register in time; closing", NULL);
+}
+
+/* Charges n ids to the connection's lookup budget (discover and subscribe). */
+static int within_lookup_rate(const vs_req_t *rq, size_t n)
+{
+    vs_server_t *s = rq->c->srv;
+    double rate = s->cfg->lookup_rate;
+    if (vs_bucket_take(&rq->c->rate_lookups, rate / 60.0, rate, (double)n, vs_server_now(s)))
+        return 1;
+    s->metrics.rate_limited[VS_LIMIT_LOOKUP]++;
+    char msg[128];
+    snprintf(msg, sizeof msg, "too many lookups: the limit is %d user ids per minute",
+             s->cfg->lookup_rate);
+    vs_reply_error(rq, VS_WERR_RATE_LIMITED, msg, NULL);
+    return 0;
+}
+
 /* Decodes a raw JSON string slice (unescaping only when needed) into out. */
 static int raw_string(vs_slice_t raw, int escaped, char *out, size_t cap, size_t *len)
 {
@@ -207,6 +240,8 @@ static void discover(const vs_req_t *rq, json_t *root)
                            "\"userId\" must be 1 to 128 characters of [a-z0-9._+@-]", NULL);
             return;
         }
+        if (!within_lookup_rate(rq, 1))
+            return;
         b->len = 0;
         vs_buf_puts(b, "{\"type\":\"discover\",");
         append_user(s, b, id);
@@ -215,7 +250,7 @@ static void discover(const vs_req_t *rq, json_t *root)
     }
     static char ids[100][VS_USERID_MAX + 1];
     size_t n;
-    if (fold_ids(rq, many, ids, &n) != 0)
+    if (fold_ids(rq, many, ids, &n) != 0 || !within_lookup_rate(rq, n))
         return;
     b->len = 0;
     vs_buf_puts(b, "{\"type\":\"discover\",\"users\":[");
@@ -241,6 +276,26 @@ static void subscribe(const vs_req_t *rq, json_t *root, int on)
     }
     if (fold_ids(rq, arr, ids, &n) != 0)
         return;
+    if (on) {
+        if (!within_lookup_rate(rq, n))
+            return;
+        /* Refuse the whole batch if it could take the connection over its cap. */
+        size_t max = (size_t)s->cfg->max_subscriptions;
+        if (c->watch.nsubs + n > max) {
+            size_t fresh = 0;
+            for (size_t i = 0; i < n; i++) {
+                vs_user_t *u = vs_directory_find(s->dir, ids[i], strlen(ids[i]));
+                fresh += !u || !vs_directory_is_subscribed(&c->watch, u);
+            }
+            if (c->watch.nsubs + fresh > max) {
+                char msg[96];
+                snprintf(msg, sizeof msg, "at most %zu presence subscriptions per connection",
+                         max);
+                vs_reply_error(rq, VS_WERR_LIMIT_EXCEEDED, msg, NULL);
+                return;
+            }
+        }
+    }
     for (size_t i = 0; i < n; i++) {
         size_t l = strlen(ids[i]);
         if (!on) {
@@ -289,16 +344,26 @@ void vs_session_on_text(vs_conn_t *c, uint8_t *data, size_t len)
 {
     vs_req_t rq = {c, VS_MSG_UNKNOWN, NULL, 0, uv_hrtime()};
     vs_envelope_t env;
-    int rc = vs_envelope_scan((const char *)data, len, 0, &env);
+    const vs_config_t *cfg = c->srv->cfg;
+    int rc = vs_envelope_scan((const char *)data, len, (size_t)cfg->max_json_depth, &env);
     if (rc == VS_EINVAL) {
         vs_reply_error(&rq, VS_WERR_BAD_JSON, "the message is not valid JSON", NULL);
         return;
     }
     if (rc != 0) {
-        vs_reply_error(&rq, VS_WERR_BAD_REQUEST,
-                       rc == VS_EDEPTH ? "the message is nested too deeply"
-                                       : "the message must be a JSON object",
-                       NULL);
+        char msg[96];
+        if (rc == VS_EDEPTH)
+            snprintf(msg, sizeof msg, "the message is nested more than %d levels deep",
+                     cfg->max_json_depth);
+        else
+            snprintf(msg, sizeof msg, "the message must be a JSON object");
+        vs_reply_error(&rq, VS_WERR_BAD_REQUEST, msg, NULL);
+        return;
+    }
+    if (env.members > (size_t)cfg->max_json_members) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "the message has more than %d members", cfg->max_json_members);
+        vs_reply_error(&rq, VS_WERR_BAD_REQUEST, msg, NULL);
         return;
     }
     if (env.id_kind == VS_JSON_OTHER) {

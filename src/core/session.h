@@ -27,6 +27,9 @@ typedef struct vs_req {
 void vs_session_on_text(vs_conn_t *c, uint8_t *data, size_t len);
 void vs_session_reject_binary(vs_conn_t *c);
 void vs_session_error_too_large(vs_conn_t *c);
+/* what: "messages" or "bytes". */
+void vs_session_error_rate_limited(vs_conn_t *c, const char *what);
+void vs_session_error_timeout(vs_conn_t *c);
 
 /* Sends {"type":"error","code":..,"message":..[,"id":..][,"to":..]}; to may be NULL. */
 void vs_reply_error(const vs_req_t *rq, vs_wire_error_t code, const char *message, const char *to);

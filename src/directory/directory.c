@@ -139,19 +139,25 @@ void vs_directory_set_offline(vs_directory_t *d, vs_user_t *u, void *conn)
     maybe_gc(d, u);
 }
 
-vs_user_t *vs_directory_subscribe(vs_directory_t *d, vs_watcher_t *w, const char *id, size_t len)
+int vs_directory_is_subscribed(const vs_watcher_t *w, const vs_user_t *u)
 {
-    vs_user_t *u = find_or_add(d, id, len);
-    /* Duplicate check walks the shorter of the two lists. */
     if (w->nsubs <= u->nwatchers) {
         for (vs_sub_t *s = w->subs; s; s = s->w_next)
             if (s->target == u)
-                return u;
+                return 1;
     } else {
         for (vs_sub_t *s = u->watchers; s; s = s->t_next)
             if (s->watcher == w)
-                return u;
+                return 1;
     }
+    return 0;
+}
+
+vs_user_t *vs_directory_subscribe(vs_directory_t *d, vs_watcher_t *w, const char *id, size_t len)
+{
+    vs_user_t *u = find_or_add(d, id, len);
+    if (vs_directory_is_subscribed(w, u))
+        return u;
     vs_sub_t *s = vs_calloc(1, sizeof *s);
     s->target = u;
     s->watcher = w;

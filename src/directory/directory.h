@@ -51,6 +51,8 @@ void vs_directory_set_offline(vs_directory_t *d, vs_user_t *user, void *conn);
 /* Subscribes w to id; returns the entry (borrowed) so the caller can report its presence.
  * Subscribing twice is a no-op. */
 vs_user_t *vs_directory_subscribe(vs_directory_t *d, vs_watcher_t *w, const char *id, size_t len);
+/* Whether w is subscribed to user (walks the shorter of the two lists). */
+int vs_directory_is_subscribed(const vs_watcher_t *w, const vs_user_t *user);
 /* Removes w's subscription to id, if any. */
 void vs_directory_unsubscribe(vs_directory_t *d, vs_watcher_t *w, const char *id, size_t len);
 /* Removes all of w's subscriptions (on disconnect). */

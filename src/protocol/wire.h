@@ -18,6 +18,8 @@
     X(TOO_LARGE, "too_large")                                                                      \
     X(REPLACED, "replaced")                                                                        \
     X(UNAVAILABLE, "unavailable")                                                                  \
+    X(RATE_LIMITED, "rate_limited")                                                                \
+    X(LIMIT_EXCEEDED, "limit_exceeded")                                                            \
     X(INTERNAL, "internal_error")
 
 typedef enum vs_wire_error {

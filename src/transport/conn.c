@@ -162,6 +162,8 @@ void vs_conn_destroy(vs_conn_t *c)
     detach(c);
     list_del(c);
     s->nconns--;
+    if (c->ip)
+        c->ip->conns--;
     vs_http_req_free(c->http);
     c->http = NULL;
     vs_ws_parser_deinit(&c->ws);
@@ -282,10 +284,39 @@ static void dispatch(vs_conn_t *c, int opcode, uint8_t *data, size_t len)
         vs_session_on_text(c, data, len);
 }
 
+/* The per-connection message and byte buckets. Returns 1 when the message may be handled. */
+static int within_rate(vs_conn_t *c, size_t len)
+{
+    vs_server_t *s = c->srv;
+    const vs_config_t *cfg = s->cfg;
+    uint64_t now = vs_server_now(s);
+    double mrate = cfg->rate_messages, brate = (double)cfg->rate_bytes;
+    int kind = -1;
+    if (!vs_bucket_take(&c->rate_msgs, mrate, 10 * mrate, 1, now))
+        kind = VS_LIMIT_MESSAGES;
+    else if (!vs_bucket_take(&c->rate_bytes, brate, 10 * brate, (double)len, now))
+        kind = VS_LIMIT_BYTES;
+    if (kind < 0) {
+        c->strikes = 0;
+        return 1;
+    }
+    s->metrics.rate_limited[kind]++;
+    if (++c->strikes >= (uint32_t)cfg->rate_strikes) {
+        s->metrics.rate_disconnects++;
+        VS_LOG(VS_LOG_WARN, "rate_disconnect", "addr", "%s", c->ip ? c->ip->addr : "?", NULL);
+        vs_conn_close(c, VS_WS_CLOSE_POLICY, "rate limit exceeded");
+        return 0;
+    }
+    vs_session_error_rate_limited(c, kind == VS_LIMIT_MESSAGES ? "messages" : "bytes");
+    return 0;
+}
+
 static int on_message(void *ud, int opcode, uint8_t *data, size_t len)
 {
     vs_conn_t *c = ud;
     if (c->state != VS_CONN_WS || (c->flags & VS_CONN_DOOMED))
+        return 0;
+    if (!within_rate(c, len))
         return 0;
     if (c->reg || c->held_len)
         hold(c, opcode, data, len);
@@ -330,6 +361,11 @@ static void feed_ws(vs_conn_t *c, uint8_t *data, size_t len)
     int rc = vs_ws_parse(&c->ws, data, len, &ws_callbacks, c);
     if (rc >= 0 || rc == VS_ECLOSED)
         return;
+    if (rc == VS_ENOMEM) {
+        /* ws.c fails softly for the client library; the server's policy is to abort. */
+        VS_LOG(VS_LOG_ERROR, "out_of_memory", "where", "%s", "ws_parse", NULL);
+        abort();
+    }
     uint16_t code = vs_ws_parser_close_code(&c->ws);
     vs_server_t *s = c->srv;
     s->metrics.ws_protocol_errors++;
@@ -430,6 +466,7 @@ void vs_conn_upgrade(vs_conn_t *c, const char *accept_key, uint8_t *extra, size_
     vs_base64url_encode(raw, sizeof raw, c->nonce);
     vs_ws_parser_init(&c->ws, s->cfg->max_frame);
     c->state = VS_CONN_WS;
+    c->since = vs_server_now(s); /* the register timeout counts from the upgrade */
     c->flags |= VS_CONN_UPGRADED;
     c->pings_missed = 0;
     c->watch.conn = c;
@@ -485,6 +522,21 @@ void vs_conn_http_send(vs_conn_t *c, int status, const char *content_type, const
     c->since = vs_server_now(c->srv);
 }
 
+int vs_conn_attach_ip(vs_conn_t *c, const char *addr)
+{
+    vs_server_t *s = c->srv;
+    vs_ip_entry_t *ip = vs_ip_table_get(s->ips, addr);
+    if (ip->conns >= (uint32_t)s->cfg->max_conns_per_ip) {
+        s->metrics.per_ip_refused++;
+        VS_LOG(VS_LOG_WARN, "connection_refused", "reason", "%s", "max-connections-per-ip reached",
+               "addr", "%s", addr, NULL);
+        return VS_ETOOBIG;
+    }
+    ip->conns++;
+    c->ip = ip;
+    return 0;
+}
+
 void vs_conn_on_connection(uv_stream_t *listener, int status)
 {
     vs_server_t *s = listener->data;
@@ -504,6 +556,21 @@ void vs_conn_on_connection(uv_stream_t *listener, int status)
         s->metrics.connections_refused++;
         VS_LOG(VS_LOG_WARN, "connection_refused", "reason", "%s",
                s->shutting_down ? "shutting down" : "max-connections reached", NULL);
+        uv_close((uv_handle_t *)&c->tcp, on_closed);
+        return;
+    }
+    struct sockaddr_storage peer;
+    int plen = sizeof peer;
+    char addr[INET6_ADDRSTRLEN] = "?";
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&peer, &plen) == 0) {
+        if (peer.ss_family == AF_INET6)
+            uv_ip6_name((struct sockaddr_in6 *)&peer, addr, sizeof addr);
+        else
+            uv_ip4_name((struct sockaddr_in *)&peer, addr, sizeof addr);
+    }
+    if (vs_server_trusts(s, addr)) {
+        c->flags |= VS_CONN_TRUSTED; /* a local client, or a proxy that names its client later */
+    } else if (vs_conn_attach_ip(c, addr) != 0) {
         uv_close((uv_handle_t *)&c->tcp, on_closed);
         return;
     }
@@ -533,12 +600,25 @@ void vs_conn_ping_all(vs_server_t *s)
     }
 }
 
-void vs_conn_sweep(vs_server_t *s, uint64_t handshake_ms, uint64_t closing_ms)
+void vs_conn_sweep(vs_server_t *s, uint64_t closing_ms)
 {
     uint64_t now = vs_server_now(s);
+    uint64_t handshake_ms = (uint64_t)(s->cfg->handshake_timeout * 1000.0);
+    uint64_t register_ms = (uint64_t)(s->cfg->register_timeout * 1000.0);
     for (vs_conn_t *c = s->pending.head; c; c = c->next) {
-        uint64_t limit = c->state == VS_CONN_HTTP ? handshake_ms : closing_ms;
-        if (!(c->flags & VS_CONN_DOOMED) && now - c->since > limit)
+        int http = c->state == VS_CONN_HTTP;
+        if (!(c->flags & VS_CONN_DOOMED) && now - c->since > (http ? handshake_ms : closing_ms)) {
+            if (http)
+                s->metrics.handshake_timeouts++;
             vs_conn_doom(c);
+        }
+    }
+    for (vs_conn_t *c = s->active.head, *next; c; c = next) {
+        next = c->next; /* closing moves c to the pending list */
+        if (c->user || c->reg || (c->flags & VS_CONN_DOOMED) || now - c->since <= register_ms)
+            continue;
+        s->metrics.register_timeouts++;
+        vs_session_error_timeout(c);
+        vs_conn_close(c, VS_WS_CLOSE_POLICY, "register timeout");
     }
 }

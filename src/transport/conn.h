@@ -6,6 +6,7 @@
 #ifndef VS_TRANSPORT_CONN_H
 #define VS_TRANSPORT_CONN_H
 
+#include "core/limits.h"
 #include "directory/directory.h"
 #include "transport/ws.h"
 
@@ -35,6 +36,7 @@ enum vs_conn_flag {
     VS_CONN_SHUTDOWN = 1 << 2,   /* write side shut down */
     VS_CONN_READ_HELD = 1 << 3,  /* reading paused while a register waits for the store */
     VS_CONN_UPGRADED = 1 << 4,   /* the WebSocket parser is initialized */
+    VS_CONN_TRUSTED = 1 << 5,    /* the peer is a trusted proxy (or local): see trusted-proxies */
 };
 
 struct vs_conn {
@@ -54,11 +56,17 @@ struct vs_conn {
     vs_pending_reg_t *reg;    /* a register waiting for the store */
     char *held;               /* frames that arrived while reg was pending */
     uint32_t held_len;
-    uint64_t since;           /* ms: accepted, or closing started */
+    uint64_t since;           /* ms: accepted, upgraded, or closing started */
+    vs_ip_entry_t *ip;        /* its source address's entry (connection count, register rate) */
+    vs_bucket_t rate_msgs, rate_bytes, rate_lookups;
+    uint32_t strikes;         /* rate-limited messages in a row */
     uint8_t state, flags, pings_missed;
     char nonce[23];           /* 128 random bits, base64url */
 };
 
+/* Counts c against the source address addr; VS_ETOOBIG (and nothing counted) when that address
+ * is at max-connections-per-ip. */
+int vs_conn_attach_ip(vs_conn_t *c, const char *addr);
 /* Accept callback for the listener. */
 void vs_conn_on_connection(uv_stream_t *listener, int status);
 
@@ -88,8 +96,8 @@ void vs_conn_resume(vs_conn_t *c);
 void vs_conn_flush_all(vs_server_t *s);
 /* Sends pings and drops connections that missed two. */
 void vs_conn_ping_all(vs_server_t *s);
-/* Drops handshakes and closing connections that have taken too long. */
-void vs_conn_sweep(vs_server_t *s, uint64_t handshake_ms, uint64_t closing_ms);
+/* Drops handshakes, unregistered connections and closing connections that took too long. */
+void vs_conn_sweep(vs_server_t *s, uint64_t closing_ms);
 /* Destroys a connection now; only at a safe point. */
 void vs_conn_destroy(vs_conn_t *c);
 

@@ -16,15 +16,15 @@
 
 #define MAX_REQUEST_BYTES 8192
 
-enum hdr { H_NONE, H_HOST, H_UPGRADE, H_CONNECTION, H_KEY, H_VERSION, H_INM };
+enum hdr { H_NONE, H_HOST, H_UPGRADE, H_CONNECTION, H_KEY, H_VERSION, H_INM, H_XFF };
 
 struct vs_http_req {
     http_parser parser;
     size_t total;
     char url[512];
     char field[32];
-    char upgrade[64], connection[128], key[64], version[8], inm[80];
-    uint16_t url_len, field_len, lens[7];
+    char upgrade[64], connection[128], key[64], version[8], inm[80], xff[256];
+    uint16_t url_len, field_len, lens[8];
     uint8_t cur, in_value, done, overflow, has_host;
 };
 
@@ -88,7 +88,8 @@ static enum hdr classify(const char *f)
                  {"connection", H_CONNECTION},
                  {"sec-websocket-key", H_KEY},
                  {"sec-websocket-version", H_VERSION},
-                 {"if-none-match", H_INM}};
+                 {"if-none-match", H_INM},
+                 {"x-forwarded-for", H_XFF}};
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
         if (strcasecmp(f, known[i].name) == 0)
             return known[i].h;
@@ -114,6 +115,8 @@ static int on_header_value(http_parser *p, const char *at, size_t n)
         return append(r->key, &r->lens[H_KEY], sizeof r->key, at, n, &r->overflow);
     case H_VERSION:
         return append(r->version, &r->lens[H_VERSION], sizeof r->version, at, n, &r->overflow);
+    case H_XFF:
+        return append(r->xff, &r->lens[H_XFF], sizeof r->xff, at, n, &r->overflow);
     case H_INM: {
         uint8_t ignore = 0; /* a long list of tags only costs a cache miss */
         return append(r->inm, &r->lens[H_INM], sizeof r->inm, at, n, &ignore);
@@ -232,6 +235,25 @@ static void route(vs_conn_t *c, vs_http_req_t *r, uint8_t *rest, size_t rest_len
     }
 }
 
+/* Behind a trusted proxy the client is the last X-Forwarded-For entry (the one the proxy
+ * added); per-address limits apply to it. Returns 0 when the request was answered instead. */
+static int client_address(vs_conn_t *c, vs_http_req_t *r)
+{
+    const char *last = strrchr(r->xff, ',');
+    last = last ? last + 1 : r->xff;
+    char addr[46];
+    if (vs_addr_canonical(last, strlen(last), addr) != 0) {
+        respond_json(c, 400, NULL, "{\"error\":\"invalid X-Forwarded-For\"}");
+        return 0;
+    }
+    if (vs_conn_attach_ip(c, addr) != 0) {
+        respond_json(c, 503, "Retry-After: 10\r\n",
+                     "{\"error\":\"too many connections from this address\"}");
+        return 0;
+    }
+    return 1;
+}
+
 void vs_http_feed(vs_conn_t *c, uint8_t *data, size_t len)
 {
     vs_http_req_t *r = c->http;
@@ -243,6 +265,8 @@ void vs_http_feed(vs_conn_t *c, uint8_t *data, size_t len)
         return;
     }
     if (r->done) {
+        if ((c->flags & VS_CONN_TRUSTED) && r->lens[H_XFF] && !client_address(c, r))
+            return;
         route(c, r, data + n, len - n);
         return;
     }

@@ -1,7 +1,8 @@
-/* ws.c: RFC 6455 framing, server side. See ws.h for what this owns and must never do. */
+/* ws.c: RFC 6455 framing, both sides. See ws.h for what this owns and must never do.
+ * Allocation is plain malloc with VS_ENOMEM on failure (never vs_malloc): the client library
+ * compiles this file and must not abort. */
 #include "transport/ws.h"
 
-#include "common/alloc.h"
 #include "common/error.h"
 
 #include <openssl/evp.h>
@@ -92,6 +93,8 @@ static void unmask(uint8_t *d, size_t n, const uint8_t mask[4])
 {
     uint32_t m32;
     memcpy(&m32, mask, 4);
+    if (m32 == 0)
+        return; /* client mode (frames from a server are not masked), or a zero key */
     /* Both halves are the same 4 key bytes, so this is right in either byte order. */
     uint64_t m64 = ((uint64_t)m32 << 32) | m32;
     size_t i = 0;
@@ -105,6 +108,11 @@ static void unmask(uint8_t *d, size_t n, const uint8_t mask[4])
         d[i] ^= mask[i & 3];
 }
 
+void vs_ws_mask(uint8_t *data, size_t len, const uint8_t mask[4])
+{
+    unmask(data, len, mask);
+}
+
 static int error_for(uint16_t code)
 {
     switch (code) {
@@ -112,6 +120,8 @@ static int error_for(uint16_t code)
         return VS_EUTF8;
     case VS_WS_CLOSE_TOO_BIG:
         return VS_ETOOBIG;
+    case VS_WS_CLOSE_INTERNAL:
+        return VS_ENOMEM;
     default:
         return VS_EPROTO;
     }
@@ -146,6 +156,12 @@ void vs_ws_parser_init(vs_ws_parser_t *p, size_t max_message)
     p->state = ST_HDR;
 }
 
+void vs_ws_parser_init_client(vs_ws_parser_t *p, size_t max_message)
+{
+    vs_ws_parser_init(p, max_message);
+    p->client = 1;
+}
+
 void vs_ws_parser_deinit(vs_ws_parser_t *p)
 {
     release(p);
@@ -170,10 +186,11 @@ struct frame {
     uint8_t mask[4];
 };
 
+/* The header length announced by its second byte (mask bit and 7-bit length). */
 static size_t header_size(uint8_t b1)
 {
     uint8_t len7 = b1 & 0x7F;
-    return len7 == 126 ? 8 : len7 == 127 ? 14 : 6;
+    return (len7 == 126 ? 4u : len7 == 127 ? 10u : 2u) + (b1 & 0x80 ? 4u : 0u);
 }
 
 /* Decodes as much of the header in b[0..n) (n >= 1) as is there, checking each field as soon
@@ -198,8 +215,8 @@ static uint16_t check_header(const vs_ws_parser_t *p, const uint8_t *b, size_t n
     }
     if (n < 2)
         return 0;
-    if (!(b[1] & 0x80))
-        return VS_WS_CLOSE_PROTOCOL; /* clients must mask */
+    if (!(b[1] & 0x80) != !!p->client)
+        return VS_WS_CLOSE_PROTOCOL; /* clients must mask, servers must not */
     uint8_t len7 = b[1] & 0x7F;
     if (f->op >= VS_WS_OP_CLOSE && len7 > VS_WS_MAX_CONTROL)
         return VS_WS_CLOSE_PROTOCOL;
@@ -225,7 +242,10 @@ static uint16_t check_header(const vs_ws_parser_t *p, const uint8_t *b, size_t n
         return VS_WS_CLOSE_TOO_BIG;
     if (n < f->hlen)
         return 0;
-    memcpy(f->mask, b + f->hlen - 4, 4);
+    if (p->client)
+        memset(f->mask, 0, 4);
+    else
+        memcpy(f->mask, b + f->hlen - 4, 4);
     *complete = 1;
     return 0;
 }
@@ -291,12 +311,13 @@ static int control(vs_ws_parser_t *p, int op, const uint8_t *data, size_t len,
 
 /* Makes room in msg for len more payload bytes. The final frame gets an exact fit; earlier
  * fragments grow geometrically so that a peer sending tiny fragments cannot make us copy the
- * message over and over. msg_len + len <= max_message was checked with the header. */
-static void reserve(vs_ws_parser_t *p, size_t len, int fin)
+ * message over and over. msg_len + len <= max_message was checked with the header.
+ * Returns 0, or VS_ENOMEM with the parser failed (1011). */
+static int reserve(vs_ws_parser_t *p, size_t len, int fin)
 {
     size_t need = (size_t)p->msg_len + len;
     if (need <= p->msg_cap)
-        return;
+        return 0;
     size_t cap = need;
     if (!fin) {
         size_t grown = p->msg_cap > p->max_message / 2 ? p->max_message : (size_t)p->msg_cap * 2;
@@ -307,8 +328,12 @@ static void reserve(vs_ws_parser_t *p, size_t len, int fin)
         if (grown > cap)
             cap = grown;
     }
-    p->msg = vs_realloc(p->msg, cap);
+    uint8_t *grown = realloc(p->msg, cap);
+    if (!grown)
+        return fail(p, VS_WS_CLOSE_INTERNAL); /* releases the old p->msg */
+    p->msg = grown;
     p->msg_cap = (uint32_t)cap;
+    return 0;
 }
 
 /* Copies n payload bytes into msg, unmasking them and validating text as it goes so that an
@@ -413,7 +438,9 @@ static int start_frame(vs_ws_parser_t *p, uint8_t **curp, uint8_t *end, const vs
             *curp = cur + f.len;
             return control(p, f.op, cur, (size_t)f.len, cb, ud);
         }
-        p->ctl = vs_malloc(VS_WS_MAX_CONTROL);
+        p->ctl = malloc(VS_WS_MAX_CONTROL);
+        if (!p->ctl)
+            return fail(p, VS_WS_CLOSE_INTERNAL);
         memcpy(p->ctl, cur, avail);
         unmask(p->ctl, avail, f.mask);
         p->ctl_len = (uint8_t)avail;
@@ -433,9 +460,11 @@ static int start_frame(vs_ws_parser_t *p, uint8_t **curp, uint8_t *end, const vs
         p->msg_op = f.op;
         p->utf8 = U_OK;
     }
-    reserve(p, (size_t)f.len, f.fin);
+    int rc = reserve(p, (size_t)f.len, f.fin);
+    if (rc)
+        return rc;
     size_t take = f.len < avail ? (size_t)f.len : avail;
-    int rc = append(p, cur, take, f.mask);
+    rc = append(p, cur, take, f.mask);
     if (rc)
         return rc;
     *curp = cur + take;
@@ -527,6 +556,14 @@ size_t vs_ws_frame_header(uint8_t *out, int opcode, size_t len)
     for (int i = 0; i < 8; i++)
         out[2 + i] = (uint8_t)(v >> (56 - 8 * i));
     return 10;
+}
+
+size_t vs_ws_frame_header_masked(uint8_t *out, int opcode, size_t len, const uint8_t mask[4])
+{
+    size_t n = vs_ws_frame_header(out, opcode, len);
+    out[1] |= 0x80;
+    memcpy(out + n, mask, 4);
+    return n + 4;
 }
 
 size_t vs_ws_close_payload(uint8_t *out, uint16_t code, const char *reason)

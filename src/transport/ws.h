@@ -1,12 +1,16 @@
-/* ws.h: RFC 6455 framing for the server side, pure and I/O-free.
+/* ws.h: RFC 6455 framing, pure and I/O-free; used by the server and, compiled into it, by the
+ * client library (lib/), which is why it allocates with plain malloc and reports VS_ENOMEM
+ * instead of aborting (the server aborts on that error itself, see conn.c).
  *
  * Owns: the per-connection frame parser (header decoding, unmasking, reassembly of fragmented
- * messages, UTF-8 validation of text, close-frame validation), the server frame header and
- * close payload encoders, the handshake's Sec-WebSocket-Accept computation and the UTF-8
- * validator.
+ * messages, UTF-8 validation of text, close-frame validation) in server mode (frames from a
+ * client, masked) or client mode (frames from a server, unmasked), the unmasked and masked
+ * frame header and close payload encoders, the handshake's Sec-WebSocket-Accept computation
+ * and the UTF-8 validator.
  *
- * Must never: do I/O, log anything (payloads least of all), keep a pointer into a caller's
- * chunk after vs_ws_parse() returns, or hold heap memory while the connection is idle. Frames
+ * Must never: do I/O, log anything (payloads least of all), abort, keep a pointer into a
+ * caller's chunk after vs_ws_parse() returns, or hold heap memory while the connection is
+ * idle. Frames
  * that arrive whole in one chunk are delivered straight from that chunk (unmasked in place);
  * only an unfinished tail is copied to the heap, and that copy is freed as soon as the frame or
  * message it belongs to is delivered or the parser fails. No extensions are supported
@@ -37,10 +41,11 @@ enum {
     VS_WS_CLOSE_INVALID_DATA = 1007,
     VS_WS_CLOSE_POLICY = 1008,
     VS_WS_CLOSE_TOO_BIG = 1009,
-    VS_WS_CLOSE_INTERNAL = 1011
+    VS_WS_CLOSE_INTERNAL = 1011 /* also what the parser reports after running out of memory */
 };
 
-#define VS_WS_MAX_HEADER 10   /* longest server (unmasked) frame header */
+#define VS_WS_MAX_HEADER 10        /* longest server (unmasked) frame header */
+#define VS_WS_MAX_HEADER_MASKED 14 /* longest client (masked) frame header */
 #define VS_WS_MAX_CONTROL 125 /* longest control frame payload */
 #define VS_WS_MAX_CLOSE_REASON 123
 #define VS_WS_ACCEPT_LEN 28 /* Sec-WebSocket-Accept value, without the NUL */
@@ -65,6 +70,7 @@ typedef struct vs_ws_parser {
     uint8_t msg_op; /* TEXT or BINARY while a fragmented message is open, else 0 */
     uint8_t ctl_len;
     uint8_t utf8;        /* incremental UTF-8 validator state of a text message */
+    uint8_t client;      /* 1: we are the client, frames arrive unmasked */
     uint16_t close_code; /* set when the parser failed */
 } vs_ws_parser_t;
 
@@ -82,10 +88,13 @@ typedef struct vs_ws_callbacks {
     int (*on_close)(void *ud, uint16_t code, const uint8_t *reason, size_t len);
 } vs_ws_callbacks_t;
 
-/* Initializes p for a new connection; data messages longer than max_message bytes (counted
- * over all fragments) are refused with 1009. max_message is capped at UINT32_MAX. p is
- * borrowed. Never allocates. */
+/* Initializes p for a new connection on the server side (every frame must be masked); data
+ * messages longer than max_message bytes (counted over all fragments) are refused with 1009.
+ * max_message is capped at UINT32_MAX. p is borrowed. Never allocates. */
 void vs_ws_parser_init(vs_ws_parser_t *p, size_t max_message);
+/* The same for the client side of a connection: frames from the server arrive unmasked, and a
+ * masked one is a protocol error (1002, RFC 6455 5.1). */
+void vs_ws_parser_init_client(vs_ws_parser_t *p, size_t max_message);
 /* Frees any heap p holds. p then refuses input (vs_ws_parse returns VS_ECLOSED) until it is
  * initialized again. Idempotent. */
 void vs_ws_parser_deinit(vs_ws_parser_t *p);
@@ -99,7 +108,10 @@ void vs_ws_parser_deinit(vs_ws_parser_t *p);
  *   is dropped and later calls return VS_ECLOSED without calling anything;
  * - VS_EPROTO, VS_EUTF8 or VS_ETOOBIG on a protocol violation: no callback is called for the
  *   offending frame, vs_ws_parser_close_code() tells the close code to send (1002, 1007 or
- *   1009), the heap is released, and later calls return the same error.
+ *   1009), the heap is released, and later calls return the same error;
+ * - VS_ENOMEM when buffering a split frame or message needed memory that malloc refused: the
+ *   parser is failed as above with close code 1011 (the caller decides whether to drop the
+ *   connection or, like the server, abort).
  * After a close frame was delivered, later bytes (in this chunk or later ones) are ignored and
  * 0 is returned. */
 int vs_ws_parse(vs_ws_parser_t *p, uint8_t *data, size_t len, const vs_ws_callbacks_t *cb,
@@ -114,6 +126,13 @@ size_t vs_ws_parser_buffered(const vs_ws_parser_t *p);
 /* Writes an unmasked, FIN-set server frame header for a payload of len bytes into out (at
  * least VS_WS_MAX_HEADER bytes, borrowed); returns the header length (2, 4 or 10). */
 size_t vs_ws_frame_header(uint8_t *out, int opcode, size_t len);
+/* Writes a masked, FIN-set client frame header with masking key mask (borrowed, 4 bytes) for
+ * a payload of len bytes into out (at least VS_WS_MAX_HEADER_MASKED bytes, borrowed); returns
+ * the header length (6, 8 or 14). The payload must then be masked with vs_ws_mask(). */
+size_t vs_ws_frame_header_masked(uint8_t *out, int opcode, size_t len, const uint8_t mask[4]);
+/* XORs the masking key mask (borrowed) over data[0..len) (borrowed) in place, mask[0] applying
+ * to data[0]; masking twice with the same key restores the data. */
+void vs_ws_mask(uint8_t *data, size_t len, const uint8_t mask[4]);
 /* Builds a close frame payload into out[VS_WS_MAX_CONTROL] (borrowed): code in network order
  * and reason (borrowed NUL-terminated UTF-8, may be NULL) truncated to fit 123 bytes, never
  * splitting a UTF-8 sequence. Returns its length. Code 0 builds the empty payload of a close
