@@ -360,12 +360,6 @@ void vs_session_on_text(vs_conn_t *c, uint8_t *data, size_t len)
         vs_reply_error(&rq, VS_WERR_BAD_REQUEST, msg, NULL);
         return;
     }
-    if (env.members > (size_t)cfg->max_json_members) {
-        char msg[96];
-        snprintf(msg, sizeof msg, "the message has more than %d members", cfg->max_json_members);
-        vs_reply_error(&rq, VS_WERR_BAD_REQUEST, msg, NULL);
-        return;
-    }
     if (env.id_kind == VS_JSON_OTHER) {
         vs_reply_error(&rq, VS_WERR_BAD_REQUEST, "\"id\" must be a string", NULL);
         return;
@@ -380,6 +374,12 @@ void vs_session_on_text(vs_conn_t *c, uint8_t *data, size_t len)
         }
         rq.id = env.id.p;
         rq.id_len = env.id.len;
+    }
+    if (env.members > (size_t)cfg->max_json_members) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "the message has more than %d members", cfg->max_json_members);
+        vs_reply_error(&rq, VS_WERR_BAD_REQUEST, msg, NULL);
+        return;
     }
     if (env.type_kind != VS_JSON_STRING) {
         vs_reply_error(&rq, VS_WERR_BAD_REQUEST, "\"type\" must be a string", NULL);
