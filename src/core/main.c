@@ -26,6 +26,8 @@ int main(int argc, char **argv)
     }
     vs_log_setup(cfg.log_level, cfg.log_format);
     signal(SIGPIPE, SIG_IGN);
+    /* A file-size limit must fail the write (the store reports it), not kill the process. */
+    signal(SIGXFSZ, SIG_IGN);
     int code;
     vs_server_t *s = vs_server_new(&cfg, err, sizeof err, &code);
     if (!s) {
