@@ -140,18 +140,18 @@ describe('http', () => {
     });
 
     test('any other path is 404', async () => {
-        for (const p of ['/nope', '/metricsx', '/healthz/more', '/index.html', '/rtc/x']) {
+        for (const p of ['/nope', '/metricsx', '/healthz/more', '/rtc/x', '/sdk/nope.js']) {
             const r = await httpGet(srv.port, p);
             assert.equal(r.status, 404, `${p} answered ${r.status}`);
         }
     });
 
-    test('a non-WebSocket GET / or /rtc gets a non-101 answer', async () => {
-        for (const p of ['/', '/rtc']) {
-            const r = await httpGet(srv.port, p);
-            assert.notEqual(r.status, 101);
-            assert.ok(r.status >= 400 && r.status < 500, `${p} answered ${r.status}`);
-        }
+    test('a non-WebSocket GET / serves the demo app, GET /rtc gets 426', async () => {
+        const demo = await httpGet(srv.port, '/');
+        assert.equal(demo.status, 200);
+        assert.equal(demo.headers['content-type'], 'text/html; charset=utf-8');
+        const rtc = await httpGet(srv.port, '/rtc');
+        assert.equal(rtc.status, 426);
     });
 
     test('upgrade works on / and /rtc and is refused with 404 elsewhere', async () => {
