@@ -151,10 +151,10 @@ static int usage_error(const struct cli_args *a, const char *fmt, ...)
     fputs("volli: ", stderr);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "\nTry `volli %s--help`.\n",
-            a->cmd != CLI_CMD_NONE && a->cmd != CLI_CMD_HELP ? "" : "");
     if (a->cmd != CLI_CMD_NONE && a->cmd != CLI_CMD_HELP)
-        fprintf(stderr, "(or `volli help %s`)\n", cli_cmd_name(a->cmd));
+        fprintf(stderr, "\nTry `volli help %s`.\n", cli_cmd_name(a->cmd));
+    else
+        fputs("\nTry `volli help`.\n", stderr);
     return CLI_EXIT_USAGE;
 }
 
@@ -202,7 +202,8 @@ static int servers_from_env(struct cli_args *a)
     return 0;
 }
 
-static int apply_opt(struct cli_args *a, const struct opt *o, const char *value)
+static int apply_opt(struct cli_args *a, const struct opt *o, const char *value,
+                     const char **out_path)
 {
     switch (o->id) {
     case OPT_SERVER:
@@ -215,15 +216,16 @@ static int apply_opt(struct cli_args *a, const struct opt *o, const char *value)
         a->key_path = value;
         break;
     case OPT_OUT:
-        a->key_path = value; /* --out wins over --key: applied after the loop */
+        *out_path = value; /* wins over --key wherever it stands: applied after the loop */
         break;
     case OPT_JSON:
         a->json = 1;
         break;
     case OPT_TIMEOUT:
         if (parse_timeout(value, &a->timeout_ms) < 0)
-            return usage_error(a, "--timeout needs a number of milliseconds from 1 to %u, "
-                                  "not '%s'",
+            return usage_error(a,
+                               "--timeout needs a number of milliseconds from 1 to %u, "
+                               "not '%s'",
                                CLI_MAX_TIMEOUT_MS, value);
         break;
     case OPT_VERBOSE:
@@ -250,10 +252,9 @@ int cli_json_valid(const char *text, size_t len)
     /* The server's rules: any value, no duplicate names, integers of any size (as doubles),
      * \u0000 allowed in strings, at most 2048 levels (jansson's own limit). */
     json_error_t err;
-    json_t *v = json_loadb(text, len,
-                           JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL |
-                               JSON_ALLOW_NUL,
-                           &err);
+    json_t *v = json_loadb(
+        text, len,
+        JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL, &err);
     if (!v)
         return 0;
     json_decref(v);
@@ -283,11 +284,7 @@ static int check(struct cli_args *a, const struct command *c, const char *out_pa
 {
     if (out_path)
         a->key_path = out_path;
-    if (a->version || a->help_for != CLI_CMD_NONE)
-        return CLI_EXIT_OK;
-    if (!c)
-        return usage_error(a, "missing command");
-    if (c->cmd == CLI_CMD_HELP) {
+    if (c && c->cmd == CLI_CMD_HELP) {
         a->help_for = CLI_CMD_HELP;
         if (a->nids == 1) {
             const struct command *h = find_command(a->ids[0]);
@@ -299,6 +296,12 @@ static int check(struct cli_args *a, const struct command *c, const char *out_pa
         }
         return CLI_EXIT_OK;
     }
+    if (a->help_for == CLI_CMD_HELP && c)
+        a->help_for = c->cmd; /* `volli --help send` */
+    if (a->version || a->help_for != CLI_CMD_NONE)
+        return CLI_EXIT_OK;
+    if (!c)
+        return usage_error(a, "missing command");
     if (a->nids < c->min_ids)
         return usage_error(a, "%s needs %s", c->name,
                            c->max_ids == 1 ? "a user id" : "at least one user id");
@@ -386,11 +389,7 @@ int cli_args_parse(int argc, char **argv, struct cli_args *a)
                 return usage_error(a, "option --%s needs a value", o->name);
             value = argv[++i];
         }
-        if (o->id == OPT_OUT) {
-            out_path = value;
-            continue;
-        }
-        int rc = apply_opt(a, o, value);
+        int rc = apply_opt(a, o, value, &out_path);
         if (rc != CLI_EXIT_OK)
             return rc;
     }

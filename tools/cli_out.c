@@ -44,6 +44,8 @@ static void sanitize(char *s)
     }
 }
 
+static char *vformat(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
+
 static char *vformat(const char *fmt, va_list ap)
 {
     char *s = NULL;
