@@ -44,7 +44,8 @@ export async function generateKeys() {
         return await subtle().generateKey({ name: 'Ed25519' }, false, ['sign', 'verify']);
     } catch (err) {
         if (err instanceof VolliError) throw err;
-        throw new VolliError('unsupported', `this browser cannot create Ed25519 keys: ${err.message}`,
+        throw new VolliError('unsupported',
+                             `this browser cannot create Ed25519 keys: ${err.message}`,
                              { cause: err });
     }
 }
