@@ -1,7 +1,8 @@
 // Tier 78: a bounded soak under mixed load (connect, register, subscribe, relay, discover,
-// disconnect churn). Memory must stay flat after warm-up and file descriptors must come back
-// to where they started; in the ASan build, LeakSanitizer checks for leaks at exit (stopAll
-// requires exit 0). SOAK_SECONDS sets the length (default 20; `make soak` runs 600).
+// disconnect churn). Memory must stay flat after warm-up (release build) and file descriptors
+// must come back to where they started; in the ASan build, LeakSanitizer checks for leaks at
+// exit (stopAll requires exit 0). SOAK_SECONDS sets the length (default 20; `make soak` runs
+// 600 on each build).
 
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -86,6 +87,11 @@ test(`soak: ${SECONDS} s of churn keeps memory flat and releases every descripto
                      `${warmRss} end ${endRss} max ${Math.max(...samples)}; fds ${fdBase} -> ${fdEnd}`);
          assert.ok(cycles > WORKERS, 'the load ran');
          assert.equal(fdEnd, fdBase, 'every connection released its descriptor');
-         // Flat: after warm-up, growth stays within a quarter plus allocator slack.
-         assert.ok(endRss <= warmRss * 1.25 + 4096, `RSS grew from ${warmRss} to ${endRss} KiB`);
+         // Flat: after warm-up, growth stays within a quarter plus allocator slack. Under ASan
+         // freed memory sits in its quarantine (up to 256 MiB), so there LeakSanitizer at exit
+         // is the check instead.
+         if (!SANITIZED) {
+             assert.ok(endRss <= warmRss * 1.25 + 4096,
+                       `RSS grew from ${warmRss} to ${endRss} KiB`);
+         }
      });
