@@ -46,7 +46,7 @@ enum {
 
 #define VS_WS_MAX_HEADER 10        /* longest server (unmasked) frame header */
 #define VS_WS_MAX_HEADER_MASKED 14 /* longest client (masked) frame header */
-#define VS_WS_MAX_CONTROL 125 /* longest control frame payload */
+#define VS_WS_MAX_CONTROL 125      /* longest control frame payload */
 #define VS_WS_MAX_CLOSE_REASON 123
 #define VS_WS_ACCEPT_LEN 28 /* Sec-WebSocket-Accept value, without the NUL */
 

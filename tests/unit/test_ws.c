@@ -1,4 +1,5 @@
-/* test_ws.c: RFC 6455 framing (transport/ws.c), with hand-built client frames. */
+/* test_ws.c: RFC 6455 framing (transport/ws.c), with hand-built client frames; client mode
+ * (unmasked server frames) and the masked writer at the end. */
 #include "common/error.h"
 #include "transport/ws.h"
 
@@ -1078,6 +1079,151 @@ static void test_null_callbacks(void **state)
     assert_int_equal(vs_ws_parse(&f->p, f->b.p, f->b.len, &none, NULL), VS_EUTF8);
 }
 
+/* ---- client mode and the masked writer ---- */
+
+/* Appends an unmasked (server) frame. */
+static void sframe(struct buf *b, uint8_t b0, const void *payload, size_t len)
+{
+    frame_raw(b, b0, payload, len, len, UNMASKED);
+}
+
+static void client_restart(struct fx *f, size_t max)
+{
+    vs_ws_parser_deinit(&f->p);
+    vs_ws_parser_init_client(&f->p, max);
+    rec_reset(&f->r);
+    f->b.len = 0;
+}
+
+/* A client parser takes unmasked frames, delivers them in place, and applies every other rule
+ * the server side does. */
+static void test_client_mode(void **state)
+{
+    struct fx *f = *state;
+    struct buf *b = &f->b;
+    static struct rec ref;
+    client_restart(f, 100);
+    sframe(b, 0x81, "hello", 5);
+    sframe(b, 0x82, "\x00\xff", 2);
+    sframe(b, 0x89, "p", 1);
+    sframe(b, 0x01, "frag", 4);
+    sframe(b, 0x8A, "", 0);
+    sframe(b, 0x80, "ment", 4);
+    uint8_t cl[5] = {0x03, 0xe9, 'b', 'y', 'e'};
+    sframe(b, 0x88, cl, sizeof cl);
+    sframe(b, 0x81, "after close", 11);
+    uint8_t *chunk = memcpy(malloc(b->len), b->p, b->len);
+    assert_int_equal(vs_ws_parse(&f->p, chunk, b->len, &cbs, &ref), 0);
+    assert_int_equal(ref.n, 6);
+    assert_event(&ref, 0, EV_MSG, VS_WS_OP_TEXT, "hello", 5);
+    assert_ptr_equal(ref.ev[0].ptr, chunk + 2); /* in place, after a 2-byte header */
+    assert_event(&ref, 1, EV_MSG, VS_WS_OP_BINARY, "\x00\xff", 2);
+    assert_event(&ref, 2, EV_PING, 0, "p", 1);
+    assert_event(&ref, 3, EV_PONG, 0, "", 0);
+    assert_event(&ref, 4, EV_MSG, VS_WS_OP_TEXT, "fragment", 8);
+    assert_event(&ref, 5, EV_CLOSE, 1001, "bye", 3);
+    assert_int_equal(vs_ws_parser_buffered(&f->p), 0);
+    free(chunk);
+
+    /* The same events however the stream is cut. */
+    static const size_t odd[] = {3, 1, 7, 2};
+    for (int k = 0; k < 2; k++) {
+        vs_ws_parser_deinit(&f->p);
+        vs_ws_parser_init_client(&f->p, 100);
+        rec_reset(&f->r);
+        assert_int_equal(feed_chunked(&f->p, b, k ? odd : bytewise, k ? 4 : 1, &f->r), 0);
+        assert_same_events(&ref, &f->r);
+        assert_int_equal(vs_ws_parser_buffered(&f->p), 0);
+    }
+    rec_reset(&ref);
+
+    /* 16- and 64-bit lengths, without a masking key after them. */
+    static uint8_t pl[65536];
+    memset(pl, 's', sizeof pl);
+    client_restart(f, 65536);
+    frame_raw(b, 0x82, pl, 126, 126, UNMASKED);
+    frame_raw(b, 0x82, pl, 65536, 65536, UNMASKED);
+    assert_int_equal(feed_chunked(&f->p, b, bytewise, 1, &f->r), 0);
+    assert_event(&f->r, 0, EV_MSG, VS_WS_OP_BINARY, pl, 126);
+    assert_event(&f->r, 1, EV_MSG, VS_WS_OP_BINARY, pl, 65536);
+
+    /* A masked frame from a server is a protocol error, seen on its second byte. */
+    static const uint8_t ops[] = {0x81, 0x82, 0x89, 0x8A, 0x88, 0x01};
+    for (size_t i = 0; i < sizeof ops; i++) {
+        client_restart(f, 100);
+        frame_raw(b, ops[i], "abc", 3, 3, 0);
+        assert_int_equal(feed(&f->p, b->p, 2, &f->r), VS_EPROTO);
+        assert_int_equal(vs_ws_parser_close_code(&f->p), 1002);
+        assert_int_equal(f->r.n, 0);
+        assert_int_equal(feed_all(f), VS_EPROTO);
+    }
+
+    /* Reserved bits, an oversized message and invalid UTF-8 fail as on the server side. */
+    client_restart(f, 100);
+    sframe(b, 0xC1, "x", 1);
+    assert_int_equal(feed_all(f), VS_EPROTO);
+    assert_int_equal(vs_ws_parser_close_code(&f->p), 1002);
+    client_restart(f, 100);
+    sframe(b, 0x81, qs(101), 101);
+    assert_int_equal(feed_all(f), VS_ETOOBIG);
+    assert_int_equal(vs_ws_parser_close_code(&f->p), 1009);
+    client_restart(f, 100);
+    sframe(b, 0x81, "\xc0\xaf", 2);
+    assert_int_equal(feed_all(f), VS_EUTF8);
+    assert_int_equal(vs_ws_parser_close_code(&f->p), 1007);
+    assert_int_equal(f->r.n, 0);
+}
+
+/* The masked writer's frames are exactly what a server parser accepts and unmasks back. */
+static void test_masked_writer(void **state)
+{
+    struct fx *f = *state;
+    static uint8_t pl[70000], wire[70000 + VS_WS_MAX_HEADER_MASKED];
+    for (size_t i = 0; i < sizeof pl; i++)
+        pl[i] = (uint8_t)(i * 7 + (i >> 9));
+    static const size_t sizes[] = {0, 1, 5, 125, 126, 127, 65535, 65536, 70000};
+    static const size_t hlens[] = {6, 6, 6, 6, 8, 8, 8, 14, 14};
+    for (size_t i = 0; i < COUNT(sizes); i++) {
+        size_t n = sizes[i];
+        uint32_t k = rng();
+        uint8_t mask[4];
+        memcpy(mask, &k, 4);
+        if (i == 0)
+            memset(mask, 0, 4); /* a zero key is legal and leaves the payload as is */
+        size_t h = vs_ws_frame_header_masked(wire, VS_WS_OP_BINARY, n, mask);
+        assert_int_equal(h, hlens[i]);
+        assert_int_equal(wire[0], 0x82);
+        assert_int_equal(wire[1] & 0x80, 0x80);
+        assert_memory_equal(wire + h - 4, mask, 4);
+        memcpy(wire + h, pl, n);
+        vs_ws_mask(wire + h, n, mask);
+        for (size_t j = 0; j < n; j++)
+            assert_int_equal(wire[h + j], pl[j] ^ mask[j & 3]);
+        restart(f, sizeof pl);
+        buf_put(&f->b, wire, h + n);
+        assert_int_equal(feed_chunked(&f->p, &f->b, i % 2 ? whole : bytewise, 1, &f->r), 0);
+        assert_int_equal(f->r.n, 1);
+        assert_event(&f->r, 0, EV_MSG, VS_WS_OP_BINARY, pl, n);
+        /* Masking twice with the same key restores the payload. */
+        vs_ws_mask(wire + h, n, mask);
+        if (n)
+            assert_memory_equal(wire + h, pl, n);
+    }
+
+    /* A masked close frame built from vs_ws_close_payload(). */
+    uint8_t payload[VS_WS_MAX_CONTROL];
+    static const uint8_t mask[4] = {0xA5, 0x01, 0xFF, 0x5A};
+    size_t n = vs_ws_close_payload(payload, 1000, "done");
+    size_t h = vs_ws_frame_header_masked(wire, VS_WS_OP_CLOSE, n, mask);
+    assert_int_equal(h, 6);
+    memcpy(wire + h, payload, n);
+    vs_ws_mask(wire + h, n, mask);
+    restart(f, 100);
+    buf_put(&f->b, wire, h + n);
+    assert_int_equal(feed_all(f), 0);
+    assert_event(&f->r, 0, EV_CLOSE, 1000, "done", 4);
+}
+
 #define FX_TEST(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -1104,6 +1250,8 @@ int main(void)
         FX_TEST(test_close_frames),
         FX_TEST(test_callback_stops),
         FX_TEST(test_null_callbacks),
+        FX_TEST(test_client_mode),
+        FX_TEST(test_masked_writer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
