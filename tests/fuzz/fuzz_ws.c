@@ -112,7 +112,7 @@ static int on_close(void *ud, uint16_t code, const uint8_t *reason, size_t len)
     struct run *r = ud;
     CHECK(len <= VS_WS_MAX_CLOSE_REASON);
     CHECK(code == 1005 ? len == 0
-                       : (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1011) ||
+                       : (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
                              (code >= 3000 && code <= 4999));
     CHECK(vs_utf8_valid(reason, len) && ref_utf8_valid(reason, len));
     int rc = event(r, 4, code, reason, len);
