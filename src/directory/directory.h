@@ -64,7 +64,9 @@ size_t vs_directory_entry_count(const vs_directory_t *d);
 /* Writes {"type":"presence","userId":..,"online":..[,"id":..]} into out (at least
  * VS_PRESENCE_MAX bytes); id_raw is the raw JSON string contents of a request id or NULL.
  * Returns the length. */
-#define VS_PRESENCE_MAX 320
+/* The fixed text (54 bytes), a user id (128) and a raw request id: at most 64 characters,
+ * each at worst a 12-byte surrogate-pair escape (768), and the NUL. */
+#define VS_PRESENCE_MAX 1024
 size_t vs_presence_frame(char *out, const char *user_id, int online, const char *id_raw,
                          size_t id_len);
 

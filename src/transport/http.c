@@ -73,8 +73,11 @@ static int on_header_field(http_parser *p, const char *at, size_t n)
     }
     uint8_t ignore = 0; /* a long field name is simply not one we care about */
     append(r->field, &r->field_len, sizeof r->field, at, n, &ignore);
-    if (ignore)
+    if (ignore) {
+        /* Forget the prefix too: "Host" read before the rest of "Host-Foo-..." must not count. */
+        r->field[0] = '\0';
         r->field_len = sizeof r->field - 1;
+    }
     return 0;
 }
 
@@ -160,9 +163,16 @@ static int has_token(const char *list, const char *token)
     return 0;
 }
 
+/* RFC 9110 9.3.2: the answer to a complete HEAD request carries the headers only. */
+static int wants_body(const vs_conn_t *c)
+{
+    const vs_http_req_t *r = c->http;
+    return !(r && r->done && r->parser.method == HTTP_HEAD);
+}
+
 static void respond_json(vs_conn_t *c, int status, const char *extra, const char *body)
 {
-    vs_conn_http_respond(c, status, "application/json", extra, body, strlen(body));
+    vs_conn_http_send(c, status, "application/json", extra, body, strlen(body), wants_body(c));
 }
 
 static void serve_metrics(vs_conn_t *c)
@@ -178,7 +188,8 @@ static void serve_metrics(vs_conn_t *c)
     vs_buf_t out;
     vs_buf_init(&out);
     vs_metrics_render(&s->metrics, &g, s->start_time, &out);
-    vs_conn_http_respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, out.p, out.len);
+    vs_conn_http_send(c, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, out.p, out.len,
+                      wants_body(c));
     vs_buf_deinit(&out);
 }
 
