@@ -126,6 +126,16 @@ static const struct knob knobs[] = {
      .help = "serve the demo app at / (the SDK at /sdk/ is always served)"},
     {.name = "web-dir", TYPED(OPT_STRING, web_dir), .env = "VOLLI_WEB_DIR", .arg = "DIR",
      .help = "serve sdk/ and demo/ from DIR instead of the copy built in (development)"},
+    {.name = "dev", TYPED(OPT_BOOL, dev), .env = "VOLLI_DEV", .def = "false",
+     .help = "development mode: accept access tokens signed with the public development key "
+             "pair (never in production); API keys themselves come from the environment only "
+             "(LIVEKIT_KEYS, or LIVEKIT_API_KEY and LIVEKIT_API_SECRET)"},
+    {.name = "max-room-participants", TYPED(OPT_INT, max_room_participants),
+     .env = "VOLLI_MAX_ROOM_PARTICIPANTS", .def = "50", .min = 1, .max = 100000,
+     .help = "participants per room, hidden ones included"},
+    {.name = "max-rooms-per-connection", TYPED(OPT_INT, max_rooms_per_conn),
+     .env = "VOLLI_MAX_ROOMS_PER_CONNECTION", .def = "16", .min = 1, .max = 10000,
+     .help = "rooms one connection may be in at once"},
 };
 // clang-format on
 
@@ -559,6 +569,8 @@ static int scan_argv(int argc, char **argv, struct flag *flags, int *nflags, FIL
             value = eq + 1;
         else if (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0)
             value = argv[++i];
+        else if (k->type == OPT_BOOL)
+            value = "true"; /* a switch: `--dev` alone */
         else
             return usage_error(err, errlen, "--%s: missing value", k->name);
         flags[(*nflags)++] = (struct flag){k, value};

@@ -43,6 +43,10 @@ typedef struct vs_config {
     int max_json_members;    /* "max-json-members", top-level members in a message, 256 */
     int demo;                /* "demo", VOLLI_DEMO, bool, default true: the demo app at / */
     char *web_dir;           /* "web-dir", VOLLI_WEB_DIR, default NULL: serve web files from disk */
+    int dev;                 /* "dev", VOLLI_DEV, bool, default false: accept tokens signed with
+                                the development key pair (never in production) */
+    int max_room_participants; /* "max-room-participants", members per room, 50 */
+    int max_rooms_per_conn;  /* "max-rooms-per-connection", rooms one connection may be in, 16 */
 } vs_config_t;
 
 /* Fills cfg (borrowed, caller-allocated; its previous contents are ignored, not freed) with the
@@ -52,7 +56,8 @@ void vs_config_defaults(vs_config_t *cfg);
 /* Applies the config file, then the environment, then argv on top of cfg (borrowed; it must
  * hold valid settings, e.g. from vs_config_defaults). The file is named by --config, else
  * VOLLI_CONFIG, else cfg->config_file. argv (borrowed) has argc entries and argv[0] is the
- * program name; flags are `--name value` or `--name=value`, the last one of a name wins.
+ * program name; flags are `--name value` or `--name=value`, the last one of a name wins; a
+ * boolean flag alone (`--dev`, not followed by a value) means true.
  * env (may be NULL: no environment) looks up a variable the way getenv does; tests pass a fake.
  * Empty environment variables count as unset.
  * Returns 0 to run; 1 when --help or --version was printed to out (borrowed; NULL means stdout)

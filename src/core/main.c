@@ -1,16 +1,21 @@
 /* main.c: reads the configuration, runs the server, maps failures to exit codes
- * (2: usage or a bad value, 1: a runtime failure such as a port in use). */
+ * (2: usage or a bad value, 1: a runtime failure such as a port in use); `token ...` runs
+ * the token subcommand instead. */
 #include "common/error.h"
 #include "common/log.h"
 #include "core/config.h"
 #include "core/server.h"
+#include "core/token_cli.h"
 
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 int main(int argc, char **argv)
 {
+    if (argc >= 2 && strcmp(argv[1], "token") == 0)
+        return vs_token_cli(argc - 1, argv + 1, getenv, stdout, stderr);
     vs_config_t cfg;
     char err[512] = "";
     vs_config_defaults(&cfg);

@@ -95,6 +95,16 @@ void vs_metrics_render(const vs_metrics_t *m, const vs_metrics_gauges_t *g, doub
             m->handshake_timeouts);
     counter(o, "volli_register_timeouts_total", "WebSockets dropped for not registering in time.",
             m->register_timeouts);
+    gauge(o, "volli_rooms", "Rooms with at least one participant.", g->rooms);
+    gauge(o, "volli_room_participants", "Room memberships, hidden participants included.",
+          g->room_participants);
+    counter(o, "volli_room_messages_total", "room_message requests fanned out to a room.",
+            m->room_messages);
+    vs_buf_puts(o, "# HELP volli_tokens_total Access tokens presented at the upgrade, by result.\n"
+                   "# TYPE volli_tokens_total counter\n");
+    for (int r = 0; r < VS_TOKEN_REASON_COUNT; r++)
+        vs_buf_printf(o, "volli_tokens_total{result=\"%s\"} %llu\n",
+                      vs_token_reason_name((vs_token_reason_t)r), (unsigned long long)m->tokens[r]);
     static const char *const kinds[] = {"messages", "bytes", "register", "lookup"};
     vs_buf_puts(o, "# HELP volli_rate_limited_total Requests refused by a rate limit, by kind.\n"
                    "# TYPE volli_rate_limited_total counter\n");

@@ -4,6 +4,7 @@
 #define VS_CORE_METRICS_H
 
 #include "common/buf.h"
+#include "crypto/token.h"
 #include "protocol/wire.h"
 
 #include <stdint.h>
@@ -27,6 +28,8 @@ typedef struct vs_metrics {
     uint64_t rate_disconnects;   /* closed after rate-strikes limited messages in a row */
     uint64_t per_ip_refused;     /* over max-connections-per-ip */
     uint64_t handshake_timeouts, register_timeouts;
+    uint64_t tokens[VS_TOKEN_REASON_COUNT]; /* access tokens presented, by outcome */
+    uint64_t room_messages;      /* room_message requests fanned out */
 } vs_metrics_t;
 
 enum vs_limit_kind { VS_LIMIT_MESSAGES, VS_LIMIT_BYTES, VS_LIMIT_REGISTER, VS_LIMIT_LOOKUP };
@@ -34,6 +37,7 @@ enum vs_limit_kind { VS_LIMIT_MESSAGES, VS_LIMIT_BYTES, VS_LIMIT_REGISTER, VS_LI
 /* Gauges sampled at render time. */
 typedef struct vs_metrics_gauges {
     uint64_t connections, online_users, registered_users, directory_entries, pending_registers;
+    uint64_t rooms, room_participants;
 } vs_metrics_gauges_t;
 
 static inline void vs_metrics_error(vs_metrics_t *m, vs_wire_error_t e)

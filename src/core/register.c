@@ -26,8 +26,7 @@ struct vs_pending_reg {
     char uid[VS_USERID_MAX + 1];
 };
 
-/* Puts c online as uid and answers; closes an older connection of the same user. */
-static void complete(const vs_req_t *rq, const char *uid, const uint8_t key[32])
+void vs_register_online(const vs_req_t *rq, const char *uid, const uint8_t *key, int via_token)
 {
     vs_conn_t *c = rq->c;
     vs_server_t *s = c->srv;
@@ -45,6 +44,8 @@ static void complete(const vs_req_t *rq, const char *uid, const uint8_t key[32])
     vs_buf_t *b = &s->scratch;
     b->len = 0;
     vs_buf_printf(b, "{\"type\":\"registered\",\"userId\":\"%s\"", uid);
+    if (via_token)
+        vs_buf_puts(b, ",\"via\":\"token\"");
     vs_reply_finish(rq, b);
 }
 
@@ -76,6 +77,22 @@ void vs_register_handle(const vs_req_t *rq, json_t *root)
         snprintf(msg, sizeof msg, "register needs string userId, publicKey, signature: %s",
                  jerr.text);
         vs_reply_error(rq, VS_WERR_BAD_REQUEST, msg, NULL);
+        return;
+    }
+    /* The token proved the id: a register names it again (answered, nothing bound: binding a
+     * key takes a key-registered connection) or asks for another one (refused). */
+    if (c->token) {
+        char tid[VS_USERID_MAX + 1];
+        const char *me = c->user ? c->user->id : c->token->identity;
+        if (vs_userid_fold(uid_in, uid_len, tid) != 0)
+            vs_reply_error(rq, VS_WERR_INVALID_USER_ID,
+                           "\"userId\" must be 1 to 128 characters of [a-z0-9._+@-]", NULL);
+        else if (strcmp(tid, me) != 0)
+            vs_reply_error(rq, VS_WERR_ALREADY_REGISTERED,
+                           "this connection is registered as another user id (by its token)",
+                           NULL);
+        else
+            vs_register_online(rq, me, NULL, 1);
         return;
     }
     /* Failed attempts and new ids are rationed per address; a known key coming back (after a
@@ -122,7 +139,7 @@ void vs_register_handle(const vs_req_t *rq, json_t *root)
     uint8_t bound[32];
     int known = 0;
     vs_user_t *u = vs_directory_find(s->dir, uid, strlen(uid));
-    if (u && u->conn) {
+    if (u && u->conn && u->has_key) {
         memcpy(bound, u->key, 32);
         known = 1;
     } else {
@@ -140,7 +157,7 @@ void vs_register_handle(const vs_req_t *rq, json_t *root)
         if (memcmp(bound, key, 32) != 0)
             refuse(rq, VS_WERR_KEY_MISMATCH, "this user id is bound to another key");
         else
-            complete(rq, uid, key);
+            vs_register_online(rq, uid, key, 0);
         return;
     }
 
@@ -212,7 +229,7 @@ static void after_cb(uv_work_t *w, int status)
                 vs_reply_error(&rq, VS_WERR_ALREADY_REGISTERED,
                                "this connection is registered as another user id", NULL);
             else
-                complete(&rq, p->uid, p->key);
+                vs_register_online(&rq, p->uid, p->key, 0);
             vs_conn_resume(c);
         }
         free(p->id);

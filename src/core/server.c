@@ -6,6 +6,7 @@
 #include "core/session.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
@@ -189,12 +190,18 @@ vs_server_t *vs_server_new(const vs_config_t *cfg, char *err, size_t errlen, int
         free(s);
         return NULL;
     }
-    if (parse_trusted(s, err, errlen) != 0) {
+    if (parse_trusted(s, err, errlen) != 0 ||
+        vs_token_keys_load(&s->keys, getenv, cfg->dev, err, errlen) != 0) {
         *exit_code = 2;
         uv_loop_close(&s->loop);
         free(s);
         return NULL;
     }
+    if (cfg->dev)
+        VS_LOG(VS_LOG_WARN, "dev_mode",
+               "warning", "%s", "DEVELOPMENT MODE: access tokens signed with the public "
+               "development key pair are accepted; never run --dev in production",
+               "api_key", "%s", VS_TOKEN_DEV_KEY, NULL);
     if (vs_store_sqlite_open(cfg->data_dir, &s->store, err, errlen) != 0) {
         uv_loop_close(&s->loop);
         free(s);
@@ -222,6 +229,7 @@ vs_server_t *vs_server_new(const vs_config_t *cfg, char *err, size_t errlen, int
         goto fail_store;
     }
     s->dir = vs_directory_new(send_presence, s);
+    s->rooms = vs_rooms_new(send_presence, s);
     s->ips = vs_ip_table_new();
     uv_check_init(&s->loop, &s->flush_check);
     s->flush_check.data = s;
@@ -249,6 +257,7 @@ vs_server_t *vs_server_new(const vs_config_t *cfg, char *err, size_t errlen, int
     return s;
 
 fail_store:
+    vs_token_keys_deinit(&s->keys);
     vs_store_close(&s->store);
     uv_loop_close(&s->loop);
     free(s);
@@ -282,8 +291,10 @@ void vs_server_free(vs_server_t *s)
 {
     if (!s)
         return;
+    vs_rooms_free(s->rooms);
     vs_directory_free(s->dir);
     vs_ip_table_free(s->ips);
+    vs_token_keys_deinit(&s->keys);
     vs_store_close(&s->store);
     vs_buf_deinit(&s->scratch);
     uv_loop_close(&s->loop);

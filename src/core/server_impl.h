@@ -7,7 +7,9 @@
 #include "core/limits.h"
 #include "core/metrics.h"
 #include "core/server.h"
+#include "crypto/token.h"
 #include "directory/directory.h"
+#include "directory/rooms.h"
 #include "storage/store.h"
 #include "transport/conn.h"
 
@@ -43,6 +45,8 @@ struct vs_server {
     size_t nconns;
     vs_conn_t *flush_head;  /* connections with output to flush or to destroy */
     vs_directory_t *dir;
+    vs_rooms_t *rooms;
+    vs_token_keys_t keys;   /* API keys for access tokens (from the environment, or --dev) */
     vs_ip_table_t *ips;
     char trusted[8][46];    /* trusted-proxies, canonical text form */
     size_t ntrusted;

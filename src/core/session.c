@@ -174,7 +174,7 @@ static void append_user(vs_server_t *s, vs_buf_t *b, const char *id)
     vs_user_t *u = vs_directory_find(s->dir, id, strlen(id));
     uint8_t key[32];
     int have = 0;
-    if (u && u->conn) {
+    if (u && u->conn && u->has_key) {
         memcpy(key, u->key, 32);
         have = 1;
     } else {
@@ -310,6 +310,143 @@ static void subscribe(const vs_req_t *rq, json_t *root, int on)
     vs_metrics_observe(&s->metrics, rq->type, since(rq->t0));
 }
 
+/* ---- rooms ---- */
+
+/* The room name of a join/leave/room_message, validated; NULL after answering bad_request. */
+static const char *room_arg(const vs_req_t *rq, json_t *root, size_t *len)
+{
+    json_t *room = json_object_get(root, "room");
+    if (!json_is_string(room) ||
+        !vs_room_name_valid(json_string_value(room), json_string_length(room))) {
+        vs_reply_error(rq, VS_WERR_BAD_REQUEST,
+                       "\"room\" must be 1 to 128 characters of [A-Za-z0-9._-]", NULL);
+        return NULL;
+    }
+    *len = json_string_length(room);
+    return json_string_value(room);
+}
+
+/* Answers {"type":"joined","room":..,"participants":[the others, hidden ones left out]}. */
+static void reply_joined(const vs_req_t *rq, const vs_room_t *room)
+{
+    vs_buf_t *b = &rq->c->srv->scratch;
+    b->len = 0;
+    vs_buf_printf(b, "{\"type\":\"joined\",\"room\":\"%s\",\"participants\":[", room->name);
+    int first = 1;
+    for (const vs_member_t *m = room->members; m; m = m->r_next) {
+        if (m->conn == rq->c || m->hidden)
+            continue;
+        vs_buf_printf(b, "%s\"%s\"", first ? "" : ",", m->id);
+        first = 0;
+    }
+    vs_buf_append(b, "]", 1);
+    vs_reply_finish(rq, b);
+}
+
+static void join_room(const vs_req_t *rq, const char *name, size_t len)
+{
+    vs_conn_t *c = rq->c;
+    vs_server_t *s = c->srv;
+    const vs_token_claims_t *t = c->token;
+    if (t && t->room[0] && (strlen(t->room) != len || memcmp(t->room, name, len) != 0)) {
+        vs_reply_error(rq, VS_WERR_FORBIDDEN, "the access token grants another room", NULL);
+        return;
+    }
+    vs_room_t *room = vs_rooms_find(s->rooms, name, len);
+    if (room && vs_rooms_membership(&c->rooms, room)) {
+        reply_joined(rq, room); /* joining twice is harmless */
+        return;
+    }
+    if (c->rooms.n >= (uint32_t)s->cfg->max_rooms_per_conn) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "at most %d rooms per connection", s->cfg->max_rooms_per_conn);
+        vs_reply_error(rq, VS_WERR_LIMIT_EXCEEDED, msg, NULL);
+        return;
+    }
+    int rc = vs_rooms_join(s->rooms, &c->rooms, c, c->user->id, name, len, t && t->hidden,
+                           (uint32_t)s->cfg->max_room_participants, &room);
+    if (rc == VS_ETOOBIG) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "the room has the maximum of %d participants",
+                 s->cfg->max_room_participants);
+        vs_reply_error(rq, VS_WERR_ROOM_FULL, msg, NULL);
+        return;
+    }
+    if (rc != 0 && rc != VS_EEXISTS) {
+        vs_reply_error(rq, VS_WERR_INTERNAL, "the room could not be joined", NULL);
+        return;
+    }
+    reply_joined(rq, room);
+}
+
+static void leave_room(const vs_req_t *rq, json_t *root)
+{
+    size_t len;
+    const char *name = room_arg(rq, root, &len);
+    if (!name)
+        return;
+    if (vs_rooms_leave(rq->c->srv->rooms, &rq->c->rooms, name, len) != 0) {
+        vs_reply_error(rq, VS_WERR_NOT_IN_ROOM, "this connection is not in the room", NULL);
+        return;
+    }
+    vs_buf_t *b = &rq->c->srv->scratch;
+    b->len = 0;
+    vs_buf_printf(b, "{\"type\":\"left\",\"room\":\"%.*s\"", (int)len, name);
+    vs_reply_finish(rq, b);
+}
+
+/* Fans the sender's object out to every other member with "from" spliced in, as a relay does:
+ * "data" and everything else arrive byte for byte. */
+static void room_message(vs_req_t *rq, const vs_envelope_t *env, const char *data, size_t len)
+{
+    vs_conn_t *c = rq->c;
+    vs_server_t *s = c->srv;
+    if (!c->user) {
+        vs_reply_error(rq, VS_WERR_NOT_REGISTERED, "register first", NULL);
+        return;
+    }
+    json_t *root = json_loadb(data, len, VS_JSON_FLAGS, NULL);
+    size_t nlen;
+    const char *name = root ? room_arg(rq, root, &nlen) : NULL;
+    if (!root) {
+        vs_reply_error(rq, VS_WERR_BAD_JSON, "invalid JSON", NULL);
+        return;
+    }
+    if (!name)
+        goto out;
+    if (!vs_envelope_has_member(env, "data")) {
+        vs_reply_error(rq, VS_WERR_BAD_REQUEST, "\"data\" is required", NULL);
+        goto out;
+    }
+    vs_room_t *room = vs_rooms_find(s->rooms, name, nlen);
+    if (!room || !vs_rooms_membership(&c->rooms, room)) {
+        vs_reply_error(rq, VS_WERR_NOT_IN_ROOM, "join the room before sending to it", NULL);
+        goto out;
+    }
+    size_t need = vs_envelope_splice_size(env, len, c->user->idlen);
+    for (vs_member_t *m = room->members; m; m = m->r_next) {
+        if (m->conn == c)
+            continue;
+        char *w = vs_conn_frame(m->conn, VS_WS_OP_TEXT, need);
+        if (w)
+            vs_envelope_splice_from(data, len, env, c->user->id, c->user->idlen, w, need);
+    }
+    s->metrics.room_messages++;
+    vs_metrics_observe(&s->metrics, rq->type, since(rq->t0));
+out:
+    json_decref(root);
+}
+
+void vs_session_token_start(vs_conn_t *c)
+{
+    vs_req_t rq = {c, VS_MSG_UNKNOWN, NULL, 0, uv_hrtime()};
+    const vs_token_claims_t *t = c->token;
+    vs_register_online(&rq, t->identity, NULL, 1);
+    VS_LOG(VS_LOG_DEBUG, "token_registered", "user", "%s", t->identity, NULL);
+    if (t->room_join && t->room[0] && c->user)
+        join_room(&rq, t->room, strlen(t->room));
+}
+
 static void handle_json(vs_req_t *rq, const char *data, size_t len)
 {
     json_error_t err;
@@ -327,12 +464,22 @@ static void handle_json(vs_req_t *rq, const char *data, size_t len)
     case VS_MSG_DISCOVER:
     case VS_MSG_SUBSCRIBE:
     case VS_MSG_UNSUBSCRIBE:
-        if (!rq->c->user)
+    case VS_MSG_JOIN:
+    case VS_MSG_LEAVE:
+        if (!rq->c->user) {
             vs_reply_error(rq, VS_WERR_NOT_REGISTERED, "register first", NULL);
-        else if (rq->type == VS_MSG_DISCOVER)
+        } else if (rq->type == VS_MSG_DISCOVER) {
             discover(rq, root);
-        else
+        } else if (rq->type == VS_MSG_JOIN) {
+            size_t rlen;
+            const char *name = room_arg(rq, root, &rlen);
+            if (name)
+                join_room(rq, name, rlen);
+        } else if (rq->type == VS_MSG_LEAVE) {
+            leave_room(rq, root);
+        } else {
             subscribe(rq, root, rq->type == VS_MSG_SUBSCRIBE);
+        }
         break;
     default:
         break;
@@ -400,6 +547,9 @@ void vs_session_on_text(vs_conn_t *c, uint8_t *data, size_t len)
         vs_reply_finish(&rq, b);
         return;
     }
+    case VS_MSG_ROOM_MESSAGE:
+        room_message(&rq, &env, (const char *)data, len);
+        return;
     default:
         if (vs_msg_is_relay(rq.type))
             relay(&rq, &env, (const char *)data, len);

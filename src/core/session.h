@@ -37,6 +37,16 @@ void vs_reply_error(const vs_req_t *rq, vs_wire_error_t code, const char *messag
  * brace, sends, and records the request's duration. */
 void vs_reply_finish(const vs_req_t *rq, vs_buf_t *buf);
 
+/* A connection that presented a valid access token (c->token): registers it as the token's
+ * identity right after hello ({"type":"registered",...,"via":"token"}) and joins the granted
+ * room when the token says roomJoin. */
+void vs_session_token_start(vs_conn_t *c);
+
+/* register.c: puts rq's connection online as uid (borrowed, folded) with key (borrowed, 32
+ * bytes; NULL for a token connection), replacing an older connection of uid, and answers
+ * `registered` (with "via":"token" when via_token). */
+void vs_register_online(const vs_req_t *rq, const char *uid, const uint8_t *key, int via_token);
+
 /* register.c: the register request and the group commit of new key bindings. */
 void vs_register_handle(const vs_req_t *rq, json_t *root);
 /* Called at the end of each loop turn: submits waiting bindings as one batch. */

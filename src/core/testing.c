@@ -183,7 +183,8 @@ int vs_testing_idle(const vs_server_t *s)
     return s->active.n == 0 && !s->active.head && s->pending.n == 0 && !s->pending.head &&
            s->nconns == 0 && vs_directory_entry_count(s->dir) == 0 &&
            vs_directory_online_count(s->dir) == 0 && !s->regq.head && !s->regq.busy &&
-           s->regq.n == 0 && !s->flush_head;
+           s->regq.n == 0 && !s->flush_head && vs_rooms_count(s->rooms) == 0 &&
+           vs_rooms_participants(s->rooms) == 0;
 }
 
 int vs_testing_next_frame(const uint8_t *buf, size_t len, size_t *off, int *opcode,

@@ -115,7 +115,11 @@ vs_user_t *vs_directory_set_online(vs_directory_t *d, const char *id, size_t len
 {
     vs_user_t *u = find_or_add(d, id, len);
     *replaced = NULL;
-    memcpy(u->key, key, 32);
+    /* A token-registered user proves its id without a key: the store's binding, if any, stays
+     * what discover reports. */
+    u->has_key = key != NULL;
+    if (key)
+        memcpy(u->key, key, 32);
     if (u->conn == conn)
         return u;
     if (u->conn) {

@@ -17,7 +17,8 @@ typedef struct vs_user {
     void *conn;      /* the connection it is online on, or NULL */
     vs_sub_t *watchers;
     uint32_t nwatchers;
-    uint8_t key[32]; /* the bound key, valid while online */
+    uint8_t key[32]; /* the bound key, valid while online and has_key */
+    uint8_t has_key; /* online through a register (not an access token) */
     uint8_t idlen;
     char id[];       /* folded user id, NUL-terminated */
 } vs_user_t;
@@ -39,7 +40,8 @@ void vs_directory_free(vs_directory_t *d);
 /* Returns the entry for a folded id, or NULL. Borrowed. */
 vs_user_t *vs_directory_find(const vs_directory_t *d, const char *id, size_t len);
 
-/* Marks id online on conn with key. If it was online on another connection, that one is
+/* Marks id online on conn with key (borrowed; NULL for a connection registered by an access
+ * token, which proves the id without a key). If it was online on another connection, that one is
  * returned in *replaced (the caller closes it) and watchers see no change; otherwise watchers
  * are told it came online. Returns the entry (borrowed). */
 vs_user_t *vs_directory_set_online(vs_directory_t *d, const char *id, size_t len,

@@ -20,6 +20,9 @@
     X(UNAVAILABLE, "unavailable")                                                                  \
     X(RATE_LIMITED, "rate_limited")                                                                \
     X(LIMIT_EXCEEDED, "limit_exceeded")                                                            \
+    X(FORBIDDEN, "forbidden")                                                                      \
+    X(ROOM_FULL, "room_full")                                                                      \
+    X(NOT_IN_ROOM, "not_in_room")                                                                  \
     X(INTERNAL, "internal_error")
 
 typedef enum vs_wire_error {
@@ -39,7 +42,10 @@ typedef enum vs_wire_error {
     X(DISCOVER, "discover")                                                                        \
     X(SUBSCRIBE, "subscribe")                                                                      \
     X(UNSUBSCRIBE, "unsubscribe")                                                                  \
-    X(PING, "ping")
+    X(PING, "ping")                                                                                \
+    X(JOIN, "join")                                                                                \
+    X(LEAVE, "leave")                                                                              \
+    X(ROOM_MESSAGE, "room_message")
 
 typedef enum vs_msg_type {
 #define VS_MSG_ENUM(name, str) VS_MSG_##name,

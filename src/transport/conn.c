@@ -119,6 +119,7 @@ static void detach(vs_conn_t *c)
         vs_directory_set_offline(s->dir, u, c);
     }
     vs_directory_unsubscribe_all(s->dir, &c->watch);
+    vs_rooms_leave_all(s->rooms, &c->rooms);
     if (c->reg) {
         vs_session_cancel_register(c);
         c->reg = NULL;
@@ -166,6 +167,11 @@ void vs_conn_destroy(vs_conn_t *c)
         c->ip->conns--;
     vs_http_req_free(c->http);
     c->http = NULL;
+    if (c->token) {
+        vs_token_claims_deinit(c->token);
+        free(c->token);
+        c->token = NULL;
+    }
     vs_ws_parser_deinit(&c->ws);
     free(c->out);
     c->out = NULL;
@@ -477,6 +483,8 @@ void vs_conn_upgrade(vs_conn_t *c, const char *accept_key, uint8_t *extra, size_
     n = snprintf(hello, sizeof hello, "{\"type\":\"hello\",\"version\":1,\"nonce\":\"%s\"}",
                  c->nonce);
     vs_conn_send_text(c, hello, (size_t)n);
+    if (c->token)
+        vs_session_token_start(c);
     if (extra_len)
         feed_ws(c, extra, extra_len);
 }
@@ -494,7 +502,7 @@ void vs_conn_http_send(vs_conn_t *c, int status, const char *content_type, const
         int code;
         const char *text;
     } reasons[] = {{200, "OK"},          {304, "Not Modified"}, {400, "Bad Request"},
-                   {404, "Not Found"},   {405, "Method Not Allowed"},
+                   {401, "Unauthorized"}, {404, "Not Found"},   {405, "Method Not Allowed"},
                    {426, "Upgrade Required"}, {431, "Request Header Fields Too Large"},
                    {503, "Service Unavailable"}};
     const char *reason = "Error";

@@ -7,6 +7,8 @@
 #define VS_TRANSPORT_CONN_H
 
 #include "core/limits.h"
+#include "crypto/token.h"
+#include "directory/rooms.h"
 #include "directory/directory.h"
 #include "transport/ws.h"
 
@@ -53,6 +55,8 @@ struct vs_conn {
     uint32_t inflight;
     vs_user_t *user;          /* directory entry once registered */
     vs_watcher_t watch;       /* presence subscriptions */
+    vs_room_set_t rooms;      /* room memberships */
+    vs_token_claims_t *token; /* the access token's claims, owned; NULL without a token */
     vs_pending_reg_t *reg;    /* a register waiting for the store */
     char *held;               /* frames that arrived while reg was pending */
     uint32_t held_len;
@@ -87,7 +91,8 @@ void vs_conn_http_respond(vs_conn_t *c, int status, const char *content_type, co
 /* The same for GET and HEAD: with_body 0 sends the headers (with the body's length) only. */
 void vs_conn_http_send(vs_conn_t *c, int status, const char *content_type, const char *extra,
                        const char *body, size_t len, int with_body);
-/* Switches to WebSocket after a valid handshake; extra holds the bytes after the request. */
+/* Switches to WebSocket after a valid handshake; extra holds the bytes after the request. With
+ * c->token set (by the HTTP phase) the connection is registered from it right after hello. */
 void vs_conn_upgrade(vs_conn_t *c, const char *accept_key, uint8_t *extra, size_t extra_len);
 /* Resumes reading (and replays held frames) once a pending register completed. */
 void vs_conn_resume(vs_conn_t *c);

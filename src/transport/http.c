@@ -5,26 +5,31 @@
 #include "common/log.h"
 #include "core/metrics.h"
 #include "core/server_impl.h"
+#include "core/session.h"
+#include "crypto/token.h"
 #include "transport/assets.h"
 #include "transport/conn.h"
 
 #include <http_parser.h>
+#include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/time.h>
+#include <time.h>
 
 #define MAX_REQUEST_BYTES 8192
 
-enum hdr { H_NONE, H_HOST, H_UPGRADE, H_CONNECTION, H_KEY, H_VERSION, H_INM, H_XFF };
+enum hdr { H_NONE, H_HOST, H_UPGRADE, H_CONNECTION, H_KEY, H_VERSION, H_INM, H_XFF, H_AUTH };
 
 struct vs_http_req {
     http_parser parser;
     size_t total;
-    char url[512];
+    char url[VS_TOKEN_MAX + 512]; /* room for ?access_token= */
     char field[32];
     char upgrade[64], connection[128], key[64], version[8], inm[80], xff[256];
-    uint16_t url_len, field_len, lens[8];
+    char auth[VS_TOKEN_MAX + 64];
+    uint16_t url_len, field_len, lens[9];
     uint8_t cur, in_value, done, overflow, has_host;
 };
 
@@ -92,7 +97,8 @@ static enum hdr classify(const char *f)
                  {"sec-websocket-key", H_KEY},
                  {"sec-websocket-version", H_VERSION},
                  {"if-none-match", H_INM},
-                 {"x-forwarded-for", H_XFF}};
+                 {"x-forwarded-for", H_XFF},
+                 {"authorization", H_AUTH}};
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
         if (strcasecmp(f, known[i].name) == 0)
             return known[i].h;
@@ -120,6 +126,8 @@ static int on_header_value(http_parser *p, const char *at, size_t n)
         return append(r->version, &r->lens[H_VERSION], sizeof r->version, at, n, &r->overflow);
     case H_XFF:
         return append(r->xff, &r->lens[H_XFF], sizeof r->xff, at, n, &r->overflow);
+    case H_AUTH:
+        return append(r->auth, &r->lens[H_AUTH], sizeof r->auth, at, n, &r->overflow);
     case H_INM: {
         uint8_t ignore = 0; /* a long list of tags only costs a cache miss */
         return append(r->inm, &r->lens[H_INM], sizeof r->inm, at, n, &ignore);
@@ -184,6 +192,8 @@ static void serve_metrics(vs_conn_t *c)
         .registered_users = s->registered_users,
         .directory_entries = vs_directory_entry_count(s->dir),
         .pending_registers = s->regq.n + s->regq.batch_n,
+        .rooms = vs_rooms_count(s->rooms),
+        .room_participants = vs_rooms_participants(s->rooms),
     };
     vs_buf_t out;
     vs_buf_init(&out);
@@ -191,6 +201,94 @@ static void serve_metrics(vs_conn_t *c)
     vs_conn_http_send(c, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, out.p, out.len,
                       wants_body(c));
     vs_buf_deinit(&out);
+}
+
+static int hexval(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+/* The percent-decoded value of the query parameter name, into out (cap bytes). Returns its
+ * length, -1 when absent, -2 when malformed or too long. */
+static long query_param(const char *url, const char *name, char *out, size_t cap)
+{
+    const char *q = strchr(url, '?');
+    if (!q)
+        return -1;
+    size_t nl = strlen(name);
+    for (const char *p = q + 1; *p && *p != '#';) {
+        size_t n = strcspn(p, "&#");
+        if (n > nl && strncmp(p, name, nl) == 0 && p[nl] == '=') {
+            size_t o = 0;
+            for (size_t i = nl + 1; i < n; i++) {
+                int ch = (unsigned char)p[i];
+                if (ch == '%') {
+                    int hi = i + 2 < n ? hexval(p[i + 1]) : -1, lo = hi >= 0 ? hexval(p[i + 2]) : -1;
+                    if (lo < 0)
+                        return -2;
+                    ch = hi * 16 + lo;
+                    i += 2;
+                }
+                if (o + 1 >= cap)
+                    return -2;
+                out[o++] = (char)ch;
+            }
+            out[o] = '\0';
+            return (long)o;
+        } else if (n == nl && strncmp(p, name, nl) == 0) {
+            out[0] = '\0';
+            return 0;
+        }
+        p += n + (p[n] == '&');
+    }
+    return -1;
+}
+
+/* An access token, from ?access_token= or "Authorization: Bearer", is verified before the
+ * upgrade; a refused one gets 401 and no WebSocket. No token: a key-registered connection.
+ * Returns 1 to go on with the upgrade, 0 when the request was answered. */
+static int check_token(vs_conn_t *c, vs_http_req_t *r)
+{
+    static char qbuf[VS_TOKEN_MAX + 512];
+    const char *tok = NULL;
+    size_t len = 0;
+    long q = query_param(r->url, "access_token", qbuf, sizeof qbuf);
+    if (q >= 0 || q == -2) {
+        tok = qbuf;
+        len = q >= 0 ? (size_t)q : 0;
+    } else if (r->lens[H_AUTH] && strncasecmp(r->auth, "bearer ", 7) == 0) {
+        tok = r->auth + 7;
+        while (*tok == ' ')
+            tok++;
+        len = strlen(tok);
+        while (len && (tok[len - 1] == ' ' || tok[len - 1] == '\t'))
+            len--;
+    }
+    if (!tok)
+        return 1;
+    vs_server_t *s = c->srv;
+    vs_token_claims_t claims;
+    vs_token_reason_t why;
+    int rc = vs_token_verify(&s->keys, tok, len, (int64_t)time(NULL), &claims, &why);
+    OPENSSL_cleanse(qbuf, sizeof qbuf);
+    s->metrics.tokens[why]++;
+    if (rc != 0) {
+        char body[96];
+        snprintf(body, sizeof body, "{\"error\":\"invalid_token\",\"reason\":\"%s\"}",
+                 vs_token_reason_name(why));
+        VS_LOG(VS_LOG_INFO, "token_refused", "reason", "%s", vs_token_reason_name(why), NULL);
+        respond_json(c, 401, "WWW-Authenticate: Bearer error=\"invalid_token\"\r\n", body);
+        return 0;
+    }
+    c->token = vs_malloc(sizeof *c->token);
+    *c->token = claims;
+    return 1;
 }
 
 static void upgrade(vs_conn_t *c, vs_http_req_t *r, uint8_t *rest, size_t rest_len)
@@ -211,6 +309,8 @@ static void upgrade(vs_conn_t *c, vs_http_req_t *r, uint8_t *rest, size_t rest_l
         respond_json(c, 400, NULL, "{\"error\":\"invalid Sec-WebSocket-Key\"}");
         return;
     }
+    if (!check_token(c, r))
+        return;
     vs_conn_upgrade(c, accept, rest, rest_len);
 }
 

@@ -43,9 +43,9 @@ describe('connections', () => {
         for (let i = 0; i < 3; i++) open.push(await Client.connect(srv.port));
         const refused = await tryOpen(srv.port);
         assert.equal(refused.status, 0, 'the 4th connection must not open');
-        // /metrics is a connection too: free one slot first.
+        // /metrics is a connection too: free one slot first, and wait until the server saw it.
         await open.pop().close();
-        await sleep(50);
+        await sleep(scaled(200));
         assert.ok((await metric(srv, 'volli_connections_refused_total')) >= 1);
         for (const c of open) await c.close();
     });
@@ -57,11 +57,18 @@ describe('connections', () => {
         const b = await Client.connect(srv.port);
         assert.equal((await tryOpen(srv.port)).status, 0);
         await a.close();
-        await sleep(50);
-        const c = await Client.connect(srv.port); // a slot came free
+        // A slot comes free once the server has seen the close (bounded wait under load).
+        let c = null;
+        const until = Date.now() + scaled(3000);
+        while (!c && Date.now() < until) {
+            const r = await tryOpen(srv.port);
+            if (r.status === 101) c = r.ws;
+            else await sleep(50);
+        }
+        assert.ok(c, 'a slot came free after a close');
         await b.close();
         assert.ok((await metric(srv, 'volli_per_ip_refused_total')) >= 1);
-        await c.close();
+        c.terminate();
     });
 
     test('behind a trusted proxy, X-Forwarded-For names the client', async () => {
