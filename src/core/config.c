@@ -50,10 +50,14 @@ struct knob {
     bool not_in_file;            /* refused as a key of the config file */
     const char *arg;             /* metavariable in --help; NULL: derived from the type */
     const char *help;            /* one line for --help */
+    bool hidden;                 /* a test knob: left out of --help */
 };
 
 static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
 static const char *const log_formats[] = {"text", "json", NULL};
+static const char *const pq_algorithms[] = {"ML-KEM-768", "X25519MLKEM768", NULL};
+_Static_assert(VS_PQ_ALG_MLKEM768 == 0 && VS_PQ_ALG_X25519MLKEM768 == 1,
+               "pq_algorithms[] is indexed by vs_pq_alg");
 _Static_assert(VS_LOG_TEXT == 0 && VS_LOG_JSON == 1, "log_formats[] is indexed by vs_log_format");
 
 /* Kept as a table: clang-format would spread each entry over a dozen lines. */
@@ -136,6 +140,26 @@ static const struct knob knobs[] = {
     {.name = "max-rooms-per-connection", TYPED(OPT_INT, max_rooms_per_conn),
      .env = "VOLLI_MAX_ROOMS_PER_CONNECTION", .def = "16", .min = 1, .max = 10000,
      .help = "rooms one connection may be in at once"},
+    {.name = "pq-enabled", TYPED(OPT_BOOL, pq_enabled), .env = "VOLLY_PQ_ENABLED", .def = "true",
+     .help = "offer the post-quantum session (pq_handshake) to clients"},
+    {.name = "pq-required", TYPED(OPT_BOOL, pq_required), .env = "VOLLY_PQ_REQUIRED",
+     .def = "false",
+     .help = "refuse everything but ping and pq_handshake before the post-quantum handshake"},
+    {.name = "pq-algorithm", TYPED(OPT_ENUM, pq_algorithm), .env = "VOLLY_PQ_ALGORITHM",
+     .def = "ML-KEM-768", .choices = pq_algorithms,
+     .help = "the key exchange advertised first in hello (both are accepted)"},
+    {.name = "pq-session-timeout", TYPED(OPT_SECONDS, pq_session_timeout),
+     .env = "VOLLY_PQ_SESSION_TIMEOUT", .def = "86400", .min = 1, .max = 31536000,
+     .help = "lifetime of a post-quantum session's keys before the server asks for a rekey"},
+    {.name = "pq-rekey-grace", TYPED(OPT_SECONDS, pq_rekey_grace), .env = "VOLLY_PQ_REKEY_GRACE",
+     .def = "30", .min = 0.1, .max = 3600, .hidden = true,
+     .help = "time allowed for a rekey after rekey_required before closing with 4401"},
+    {.name = "api-host", TYPED(OPT_STRING, api_host), .env = "VOLLI_API_HOST",
+     .def = "127.0.0.1", .arg = "ADDR", .help = "address of the HTTP API listener"},
+    {.name = "api-port", TYPED(OPT_INT, api_port), .env = "VOLLI_API_PORT", .def = "7881",
+     .min = -1, .max = 65535, .arg = "PORT",
+     .help = "TCP port of the HTTP API (/volly/sessions/stats, /metrics); 0: the kernel picks "
+             "one; -1: no API listener"},
 };
 // clang-format on
 
@@ -679,6 +703,8 @@ void vs_config_usage(FILE *out)
     for (size_t i = 0; i < NKNOBS; i++) {
         const struct knob *k = &knobs[i];
         char flag[64], detail[256], lo[32], hi[32];
+        if (k->hidden)
+            continue;
         snprintf(flag, sizeof flag, "--%s %s", k->name, metavar(k));
         fprintf(out, "  %-*s %s\n", HELP_COLUMN - 3, flag, k->help);
 

@@ -47,7 +47,20 @@ typedef struct vs_config {
                                 the development key pair (never in production) */
     int max_room_participants; /* "max-room-participants", members per room, 50 */
     int max_rooms_per_conn;  /* "max-rooms-per-connection", rooms one connection may be in, 16 */
+    int pq_enabled;          /* "pq-enabled", VOLLY_PQ_ENABLED, bool, true: offer pq_handshake */
+    int pq_required;         /* "pq-required", VOLLY_PQ_REQUIRED, bool, false: only ping and
+                                pq_handshake before the post-quantum handshake */
+    int pq_algorithm;        /* "pq-algorithm", VOLLY_PQ_ALGORITHM, vs_pq_alg, ML-KEM-768: the
+                                algorithm advertised first */
+    double pq_session_timeout; /* "pq-session-timeout", VOLLY_PQ_SESSION_TIMEOUT, seconds, 86400 */
+    double pq_rekey_grace;   /* "pq-rekey-grace" (hidden, for tests), seconds, 30: time from
+                                rekey_required to the 4401 close */
+    char *api_host;          /* "api-host", VOLLI_API_HOST, default "127.0.0.1" */
+    int api_port;            /* "api-port", VOLLI_API_PORT, 7881, -1..65535 (-1: no listener) */
 } vs_config_t;
+
+/* The post-quantum key exchanges, in the order of the pq-algorithm choices. */
+enum vs_pq_alg { VS_PQ_ALG_MLKEM768 = 0, VS_PQ_ALG_X25519MLKEM768 = 1, VS_PQ_ALG_COUNT };
 
 /* Fills cfg (borrowed, caller-allocated; its previous contents are ignored, not freed) with the
  * defaults. Every string field it sets is heap-allocated; release them with vs_config_deinit. */

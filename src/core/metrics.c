@@ -112,6 +112,25 @@ void vs_metrics_render(const vs_metrics_t *m, const vs_metrics_gauges_t *g, doub
         vs_buf_printf(o, "volli_rate_limited_total{kind=\"%s\"} %llu\n", kinds[k],
                       (unsigned long long)m->rate_limited[k]);
 
+    static const char *const pq_algs[] = {"ML-KEM-768", "X25519MLKEM768"};
+    vs_buf_puts(o, "# HELP volli_pq_handshakes_total Post-quantum handshakes and rekeys "
+                   "completed, by algorithm.\n"
+                   "# TYPE volli_pq_handshakes_total counter\n");
+    for (int a = 0; a < 2; a++)
+        vs_buf_printf(o, "volli_pq_handshakes_total{algorithm=\"%s\"} %llu\n", pq_algs[a],
+                      (unsigned long long)m->pq_handshakes[a]);
+    static const char *const pq_reasons[] = {"bad_request", "key_mismatch", "bad_key",
+                                             "plaintext",   "bad_seq",      "bad_tag",
+                                             "rekey_timeout"};
+    _Static_assert(sizeof pq_reasons / sizeof pq_reasons[0] == VS_PQ_FAIL_COUNT,
+                   "pq_reasons[] is indexed by vs_pq_failure");
+    vs_buf_puts(o, "# HELP volli_pq_failures_total Post-quantum handshakes and frames refused, "
+                   "by reason.\n"
+                   "# TYPE volli_pq_failures_total counter\n");
+    for (int r = 0; r < VS_PQ_FAIL_COUNT; r++)
+        vs_buf_printf(o, "volli_pq_failures_total{reason=\"%s\"} %llu\n", pq_reasons[r],
+                      (unsigned long long)m->pq_failures[r]);
+
     vs_buf_puts(o, "# HELP volli_messages_relayed_total Messages relayed to a peer, by type.\n"
                    "# TYPE volli_messages_relayed_total counter\n");
     for (int t = 0; t < VS_MSG_COUNT; t++)

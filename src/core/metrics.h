@@ -11,6 +11,18 @@
 
 #define VS_METRICS_BUCKETS 14
 
+/* Why a post-quantum handshake or frame was refused (volli_pq_failures_total{reason}). */
+enum vs_pq_failure {
+    VS_PQ_FAIL_BAD_REQUEST,   /* a malformed pq_handshake, or one while disabled */
+    VS_PQ_FAIL_KEY_MISMATCH,  /* the key differs from the token's pqPublicKey */
+    VS_PQ_FAIL_BAD_KEY,       /* the ML-KEM key fails the modulus check, or a bad X25519 key */
+    VS_PQ_FAIL_PLAINTEXT,     /* a frame that is not `enc` after the handshake */
+    VS_PQ_FAIL_BAD_SEQ,       /* an `enc` frame with the wrong N */
+    VS_PQ_FAIL_BAD_TAG,       /* an `enc` frame that does not decrypt */
+    VS_PQ_FAIL_REKEY_TIMEOUT, /* no rekey within the grace period (4401) */
+    VS_PQ_FAIL_COUNT
+};
+
 typedef struct vs_metrics {
     uint64_t relayed[VS_MSG_COUNT];
     uint64_t errors[VS_WERR_COUNT];
@@ -30,6 +42,8 @@ typedef struct vs_metrics {
     uint64_t handshake_timeouts, register_timeouts;
     uint64_t tokens[VS_TOKEN_REASON_COUNT]; /* access tokens presented, by outcome */
     uint64_t room_messages;      /* room_message requests fanned out */
+    uint64_t pq_handshakes[2];   /* completed post-quantum handshakes (rekeys too), by vs_pq_alg */
+    uint64_t pq_failures[VS_PQ_FAIL_COUNT];
 } vs_metrics_t;
 
 enum vs_limit_kind { VS_LIMIT_MESSAGES, VS_LIMIT_BYTES, VS_LIMIT_REGISTER, VS_LIMIT_LOOKUP };

@@ -1,11 +1,15 @@
 #include "core/server_impl.h"
 
 #include "common/alloc.h"
+#include "common/base64.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "core/pq.h"
 #include "core/session.h"
+#include "crypto/pqkx.h"
 
 #include <errno.h>
+#include <openssl/crypto.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
@@ -36,6 +40,7 @@ static void on_sweep_timer(uv_timer_t *t)
 {
     vs_server_t *s = t->data;
     vs_conn_sweep(s, CLOSE_HANDSHAKE_MS);
+    vs_pq_sweep(s);
     vs_ip_table_gc(s->ips, s->cfg->register_rate / 60.0, s->cfg->register_rate,
                    vs_server_now(s));
     if (!s->shutting_down)
@@ -63,6 +68,8 @@ static void begin_shutdown(vs_server_t *s, const char *why)
     VS_LOG(VS_LOG_INFO, "shutting_down", "signal", "%s", why, "connections", "%zu",
            s->active.n + s->pending.n, NULL);
     uv_close((uv_handle_t *)&s->listener, NULL);
+    if (s->api_listening)
+        uv_close((uv_handle_t *)&s->api_listener, NULL);
     uv_timer_stop(&s->ping_timer);
     s->shutdown_deadline = vs_server_now(s) + (uint64_t)(s->cfg->shutdown_timeout * 1000.0);
     for (vs_conn_t *c = s->active.head, *next; c; c = next) {
@@ -177,6 +184,48 @@ static int listen_on(vs_server_t *s, char *err, size_t errlen)
     return 0;
 }
 
+/* The HTTP API port. It serves statistics only, so failing to bind it is logged and the
+ * signaling service runs on without it (several servers on one host share the default). */
+static void listen_api(vs_server_t *s)
+{
+    const vs_config_t *cfg = s->cfg;
+    if (cfg->api_port < 0)
+        return;
+    struct sockaddr_storage addr;
+    if (uv_ip4_addr(cfg->api_host, cfg->api_port, (struct sockaddr_in *)&addr) != 0 &&
+        uv_ip6_addr(cfg->api_host, cfg->api_port, (struct sockaddr_in6 *)&addr) != 0) {
+        VS_LOG(VS_LOG_WARN, "api_listen_failed", "host", "%s", cfg->api_host, "error", "%s",
+               "not an IPv4 or IPv6 address", NULL);
+        return;
+    }
+    uv_tcp_init(&s->loop, &s->api_listener);
+    s->api_listener.data = s;
+    int rc = uv_tcp_bind(&s->api_listener, (const struct sockaddr *)&addr, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&s->api_listener, 128, vs_conn_on_api_connection);
+    if (rc != 0) {
+        VS_LOG(VS_LOG_WARN, "api_listen_failed", "host", "%s", cfg->api_host, "port", "%d",
+               cfg->api_port, "error", "%s", uv_strerror(rc), NULL);
+        uv_close((uv_handle_t *)&s->api_listener, NULL);
+        return;
+    }
+    s->api_listening = 1;
+    struct sockaddr_storage bound;
+    int blen = sizeof bound;
+    char host[64] = "?";
+    int port = cfg->api_port;
+    if (uv_tcp_getsockname(&s->api_listener, (struct sockaddr *)&bound, &blen) == 0) {
+        if (bound.ss_family == AF_INET6) {
+            uv_ip6_name((struct sockaddr_in6 *)&bound, host, sizeof host);
+            port = ntohs(((struct sockaddr_in6 *)&bound)->sin6_port);
+        } else {
+            uv_ip4_name((struct sockaddr_in *)&bound, host, sizeof host);
+            port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
+        }
+    }
+    VS_LOG(VS_LOG_INFO, "api_listening", "host", "%s", host, "port", "%d", port, NULL);
+}
+
 vs_server_t *vs_server_new(const vs_config_t *cfg, char *err, size_t errlen, int *exit_code)
 {
     *exit_code = 1;
@@ -212,6 +261,16 @@ vs_server_t *vs_server_new(const vs_config_t *cfg, char *err, size_t errlen, int
         snprintf(err, errlen, "cannot read the store in %s: %s", cfg->data_dir, vs_strerror(rc));
         goto fail_store;
     }
+    uint8_t server_priv[32], server_pub[32];
+    if (vs_server_key_load(cfg->data_dir, server_priv, server_pub, err, errlen) != 0)
+        goto fail_store;
+    s->signer = vs_pq_signer_new(server_priv);
+    OPENSSL_cleanse(server_priv, sizeof server_priv);
+    if (!s->signer) {
+        snprintf(err, errlen, "cannot use the server key in %s", cfg->data_dir);
+        goto fail_store;
+    }
+    vs_base64_encode(server_pub, sizeof server_pub, s->server_key_b64);
     /* Signals are caught before "listening" is logged: a supervisor may stop us at once. */
     uv_signal_init(&s->loop, &s->sigterm);
     uv_signal_init(&s->loop, &s->sigint);
@@ -228,6 +287,7 @@ vs_server_t *vs_server_new(const vs_config_t *cfg, char *err, size_t errlen, int
         uv_run(&s->loop, UV_RUN_NOWAIT);
         goto fail_store;
     }
+    listen_api(s);
     s->dir = vs_directory_new(send_presence, s);
     s->rooms = vs_rooms_new(send_presence, s);
     s->ips = vs_ip_table_new();
@@ -257,6 +317,7 @@ vs_server_t *vs_server_new(const vs_config_t *cfg, char *err, size_t errlen, int
     return s;
 
 fail_store:
+    vs_pq_signer_free(s->signer);
     vs_token_keys_deinit(&s->keys);
     vs_store_close(&s->store);
     uv_loop_close(&s->loop);
@@ -297,6 +358,8 @@ void vs_server_free(vs_server_t *s)
     vs_token_keys_deinit(&s->keys);
     vs_store_close(&s->store);
     vs_buf_deinit(&s->scratch);
+    vs_buf_deinit(&s->pq_scratch);
+    vs_pq_signer_free(s->signer);
     uv_loop_close(&s->loop);
     free(s);
 }

@@ -7,6 +7,7 @@
 #include "core/limits.h"
 #include "core/metrics.h"
 #include "core/server.h"
+#include "crypto/pqkx.h"
 #include "crypto/token.h"
 #include "directory/directory.h"
 #include "directory/rooms.h"
@@ -35,6 +36,8 @@ struct vs_server {
     uv_loop_t loop;
     const vs_config_t *cfg;
     uv_tcp_t listener;
+    uv_tcp_t api_listener;  /* the HTTP API port; initialized only when api_listening */
+    int api_listening;
     uv_signal_t sigterm, sigint;
     uv_timer_t ping_timer, sweep_timer;
     uv_check_t flush_check;
@@ -55,6 +58,10 @@ struct vs_server {
     uint64_t registered_users;
     vs_regq_t regq;
     vs_buf_t scratch;       /* per-message reply building; reset, never freed until exit */
+    vs_buf_t pq_scratch;    /* enc frame sealing (scratch is busy with the plaintext then) */
+    vs_pq_signer_t *signer; /* the Ed25519 identity (data-dir/server.key), owned */
+    char server_key_b64[48]; /* its public key, standard base64 */
+    uint64_t pq_active, pq_total, pq_expired; /* post-quantum sessions, see core/pq.h */
     int shutting_down;
     uint64_t shutdown_deadline;
     double start_time;

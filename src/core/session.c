@@ -3,6 +3,7 @@
 #include "common/base64.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "core/pq.h"
 #include "core/server_impl.h"
 #include "protocol/envelope.h"
 #include "protocol/userid.h"
@@ -124,6 +125,29 @@ static size_t utf8_chars(const char *s, size_t n)
 
 /* ---- relay: the hot path; the store is never touched here ---- */
 
+/* Queues the sender's object with "from" spliced in to dst. Returns 0, or -1 when dst is closing
+ * or over its queue. A post-quantum recipient gets it encrypted: spliced into scratch first. */
+static int forward(vs_conn_t *c, vs_conn_t *dst, const vs_envelope_t *env, const char *data,
+                   size_t len)
+{
+    size_t need = vs_envelope_splice_size(env, len, c->user->idlen);
+    if (!dst->pq) {
+        char *w = vs_conn_frame(dst, VS_WS_OP_TEXT, need);
+        if (!w)
+            return -1;
+        vs_envelope_splice_from(data, len, env, c->user->id, c->user->idlen, w, need);
+        return 0;
+    }
+    if (dst->state != VS_CONN_WS || (dst->flags & VS_CONN_DOOMED))
+        return -1;
+    vs_buf_t *b = &c->srv->scratch;
+    b->len = 0;
+    char *w = vs_buf_reserve(b, need);
+    vs_envelope_splice_from(data, len, env, c->user->id, c->user->idlen, w, need);
+    vs_conn_send_text(dst, w, need);
+    return dst->flags & VS_CONN_DOOMED ? -1 : 0;
+}
+
 static void relay(vs_req_t *rq, const vs_envelope_t *env, const char *data, size_t len)
 {
     vs_conn_t *c = rq->c;
@@ -156,13 +180,10 @@ static void relay(vs_req_t *rq, const vs_envelope_t *env, const char *data, size
     }
     vs_user_t *u = vs_directory_find(s->dir, to, strlen(to));
     vs_conn_t *dst = u ? u->conn : NULL;
-    size_t need = dst ? vs_envelope_splice_size(env, len, c->user->idlen) : 0;
-    char *w = dst ? vs_conn_frame(dst, VS_WS_OP_TEXT, need) : NULL;
-    if (!w) {
+    if (!dst || forward(c, dst, env, data, len) != 0) {
         vs_reply_error(rq, VS_WERR_PEER_OFFLINE, "the recipient is not online", to);
         return;
     }
-    vs_envelope_splice_from(data, len, env, c->user->id, c->user->idlen, w, need);
     s->metrics.relayed[rq->type]++;
     vs_metrics_observe(&s->metrics, rq->type, since(rq->t0));
 }
@@ -423,14 +444,9 @@ static void room_message(vs_req_t *rq, const vs_envelope_t *env, const char *dat
         vs_reply_error(rq, VS_WERR_NOT_IN_ROOM, "join the room before sending to it", NULL);
         goto out;
     }
-    size_t need = vs_envelope_splice_size(env, len, c->user->idlen);
-    for (vs_member_t *m = room->members; m; m = m->r_next) {
-        if (m->conn == c)
-            continue;
-        char *w = vs_conn_frame(m->conn, VS_WS_OP_TEXT, need);
-        if (w)
-            vs_envelope_splice_from(data, len, env, c->user->id, c->user->idlen, w, need);
-    }
+    for (vs_member_t *m = room->members; m; m = m->r_next)
+        if (m->conn != c)
+            forward(c, m->conn, env, data, len);
     s->metrics.room_messages++;
     vs_metrics_observe(&s->metrics, rq->type, since(rq->t0));
 out:
@@ -460,6 +476,9 @@ static void handle_json(vs_req_t *rq, const char *data, size_t len)
     switch (rq->type) {
     case VS_MSG_REGISTER:
         vs_register_handle(rq, root);
+        break;
+    case VS_MSG_PQ_HANDSHAKE:
+        vs_pq_handshake(rq, root);
         break;
     case VS_MSG_DISCOVER:
     case VS_MSG_SUBSCRIBE:
@@ -536,6 +555,12 @@ void vs_session_on_text(vs_conn_t *c, uint8_t *data, size_t len)
     size_t tlen;
     if (raw_string(env.type, env.type_escaped, tbuf, sizeof tbuf, &tlen) == 0)
         rq.type = vs_msg_type_from((vs_slice_t){tbuf, tlen});
+    if (cfg->pq_required && !c->pq && rq.type != VS_MSG_PING && rq.type != VS_MSG_PQ_HANDSHAKE) {
+        vs_reply_error(&rq, VS_WERR_PQ_REQUIRED,
+                       "this server requires a post-quantum session: send pq_handshake first",
+                       NULL);
+        return;
+    }
     switch (rq.type) {
     case VS_MSG_UNKNOWN:
         vs_reply_error(&rq, VS_WERR_UNKNOWN_TYPE, "unknown message type", NULL);

@@ -45,6 +45,9 @@ vs_server_t *vs_testing_server_new(const vs_config_t *cfg, char *err, size_t err
     /* Nobody may connect, and no timer or check may flush, ping or sweep the socketless
      * connections: the harness decides when anything runs. */
     uv_close((uv_handle_t *)&s->listener, NULL);
+    if (s->api_listening)
+        uv_close((uv_handle_t *)&s->api_listener, NULL);
+    s->api_listening = 0;
     uv_close((uv_handle_t *)&s->sigterm, NULL);
     uv_close((uv_handle_t *)&s->sigint, NULL);
     uv_timer_stop(&s->ping_timer);

@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* vs_server_new (the store is opened and the listener bound), then made inert: the listener and
+/* vs_server_new (the store is opened and the listeners bound), then made inert: the listeners and
  * signal handlers are closed and the timers and the flush check stopped, so the loop only runs
  * when a hook below drives it and no connection is ever flushed, pinged or swept.
  * cfg: borrowed, must outlive the server. err: borrowed, errlen bytes.

@@ -23,6 +23,8 @@
     X(FORBIDDEN, "forbidden")                                                                      \
     X(ROOM_FULL, "room_full")                                                                      \
     X(NOT_IN_ROOM, "not_in_room")                                                                  \
+    X(PQ_REQUIRED, "pq_required")                                                                  \
+    X(PQ_KEY_MISMATCH, "pq_key_mismatch")                                                          \
     X(INTERNAL, "internal_error")
 
 typedef enum vs_wire_error {
@@ -45,7 +47,8 @@ typedef enum vs_wire_error {
     X(PING, "ping")                                                                                \
     X(JOIN, "join")                                                                                \
     X(LEAVE, "leave")                                                                              \
-    X(ROOM_MESSAGE, "room_message")
+    X(ROOM_MESSAGE, "room_message")                                                                \
+    X(PQ_HANDSHAKE, "pq_handshake")
 
 typedef enum vs_msg_type {
 #define VS_MSG_ENUM(name, str) VS_MSG_##name,

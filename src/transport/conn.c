@@ -4,6 +4,7 @@
 #include "common/base64.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "core/pq.h"
 #include "core/server_impl.h"
 #include "core/session.h"
 #include "crypto/sign.h"
@@ -104,6 +105,10 @@ char *vs_conn_frame(vs_conn_t *c, int opcode, size_t len)
 
 void vs_conn_send_text(vs_conn_t *c, const char *data, size_t len)
 {
+    if (c->pq) {
+        vs_pq_send(c, data, len);
+        return;
+    }
     char *p = vs_conn_frame(c, VS_WS_OP_TEXT, len);
     if (p)
         memcpy(p, data, len);
@@ -172,6 +177,7 @@ void vs_conn_destroy(vs_conn_t *c)
         free(c->token);
         c->token = NULL;
     }
+    vs_pq_free(c);
     vs_ws_parser_deinit(&c->ws);
     free(c->out);
     c->out = NULL;
@@ -284,7 +290,10 @@ static void hold(vs_conn_t *c, int opcode, const uint8_t *data, size_t len)
 
 static void dispatch(vs_conn_t *c, int opcode, uint8_t *data, size_t len)
 {
-    if (opcode == VS_WS_OP_BINARY)
+    /* Decrypted here rather than on arrival: a held rekey must switch keys before what follows. */
+    if (c->pq)
+        vs_pq_on_frame(c, opcode, data, len);
+    else if (opcode == VS_WS_OP_BINARY)
         vs_session_reject_binary(c);
     else
         vs_session_on_text(c, data, len);
@@ -479,10 +488,12 @@ void vs_conn_upgrade(vs_conn_t *c, const char *accept_key, uint8_t *extra, size_
     list_del(c);
     list_add(&s->active, c);
     s->metrics.connections_total++;
-    char hello[96];
-    n = snprintf(hello, sizeof hello, "{\"type\":\"hello\",\"version\":1,\"nonce\":\"%s\"}",
-                 c->nonce);
-    vs_conn_send_text(c, hello, (size_t)n);
+    vs_buf_t *b = &s->scratch;
+    b->len = 0;
+    vs_buf_printf(b, "{\"type\":\"hello\",\"version\":1,\"nonce\":\"%s\"", c->nonce);
+    vs_pq_hello_members(s, b);
+    vs_buf_append(b, "}", 1);
+    vs_conn_send_text(c, b->p, b->len);
     if (c->token)
         vs_session_token_start(c);
     if (extra_len)
@@ -545,7 +556,7 @@ int vs_conn_attach_ip(vs_conn_t *c, const char *addr)
     return 0;
 }
 
-void vs_conn_on_connection(uv_stream_t *listener, int status)
+static void accept_conn(uv_stream_t *listener, int status, uint8_t api)
 {
     vs_server_t *s = listener->data;
     if (status < 0) {
@@ -554,6 +565,7 @@ void vs_conn_on_connection(uv_stream_t *listener, int status)
     }
     vs_conn_t *c = vs_calloc(1, sizeof *c);
     c->srv = s;
+    c->flags = api;
     uv_tcp_init(&s->loop, &c->tcp);
     c->tcp.data = c;
     if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
@@ -590,6 +602,16 @@ void vs_conn_on_connection(uv_stream_t *listener, int status)
     list_add(&s->pending, c);
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0)
         vs_conn_doom(c);
+}
+
+void vs_conn_on_connection(uv_stream_t *listener, int status)
+{
+    accept_conn(listener, status, 0);
+}
+
+void vs_conn_on_api_connection(uv_stream_t *listener, int status)
+{
+    accept_conn(listener, status, VS_CONN_API);
 }
 
 void vs_conn_ping_all(vs_server_t *s)

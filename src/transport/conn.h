@@ -20,6 +20,7 @@ typedef struct vs_server vs_server_t;
 typedef struct vs_conn vs_conn_t;
 typedef struct vs_http_req vs_http_req_t;
 typedef struct vs_pending_reg vs_pending_reg_t;
+typedef struct vs_pq vs_pq_t;
 
 typedef struct vs_conn_list {
     vs_conn_t *head;
@@ -39,6 +40,7 @@ enum vs_conn_flag {
     VS_CONN_READ_HELD = 1 << 3,  /* reading paused while a register waits for the store */
     VS_CONN_UPGRADED = 1 << 4,   /* the WebSocket parser is initialized */
     VS_CONN_TRUSTED = 1 << 5,    /* the peer is a trusted proxy (or local): see trusted-proxies */
+    VS_CONN_API = 1 << 6,        /* accepted on the HTTP API port: no WebSocket there */
 };
 
 struct vs_conn {
@@ -58,6 +60,7 @@ struct vs_conn {
     vs_room_set_t rooms;      /* room memberships */
     vs_token_claims_t *token; /* the access token's claims, owned; NULL without a token */
     vs_pending_reg_t *reg;    /* a register waiting for the store */
+    vs_pq_t *pq;              /* the post-quantum session, owned (core/pq.h); NULL before it */
     char *held;               /* frames that arrived while reg was pending */
     uint32_t held_len;
     uint64_t since;           /* ms: accepted, upgraded, or closing started */
@@ -71,14 +74,18 @@ struct vs_conn {
 /* Counts c against the source address addr; VS_ETOOBIG (and nothing counted) when that address
  * is at max-connections-per-ip. */
 int vs_conn_attach_ip(vs_conn_t *c, const char *addr);
-/* Accept callback for the listener. */
+/* Accept callbacks for the WebSocket listener and the HTTP API listener. */
 void vs_conn_on_connection(uv_stream_t *listener, int status);
+void vs_conn_on_api_connection(uv_stream_t *listener, int status);
 
 /* Queues a complete frame with a payload of len bytes and returns where the payload goes
  * (the caller fills exactly len bytes before returning to the loop), or NULL when the
- * connection is closing or just exceeded max-queue (it is then doomed). */
+ * connection is closing or just exceeded max-queue (it is then doomed). The payload goes out
+ * as it is: a text message to a connection with a post-quantum session (c->pq) must go
+ * through vs_conn_send_text, which encrypts it. */
 char *vs_conn_frame(vs_conn_t *c, int opcode, size_t len);
-/* Queues a text frame (data borrowed, copied). */
+/* Queues a text message (data borrowed, copied); as an `enc` frame when c has a post-quantum
+ * session. */
 void vs_conn_send_text(vs_conn_t *c, const char *data, size_t len);
 /* Starts the close handshake: sends a close frame and stops handling messages. Detaches the
  * connection from the directory at once. */

@@ -4,6 +4,7 @@
 #include "common/buf.h"
 #include "common/log.h"
 #include "core/metrics.h"
+#include "core/pq.h"
 #include "core/server_impl.h"
 #include "core/session.h"
 #include "crypto/token.h"
@@ -203,6 +204,44 @@ static void serve_metrics(vs_conn_t *c)
     vs_buf_deinit(&out);
 }
 
+static void serve_server_key(vs_conn_t *c)
+{
+    char body[96];
+    snprintf(body, sizeof body, "{\"serverKey\":\"%s\"}", c->srv->server_key_b64);
+    respond_json(c, 200, NULL, body);
+}
+
+static void serve_pq_stats(vs_conn_t *c)
+{
+    vs_buf_t out;
+    vs_buf_init(&out);
+    vs_pq_stats_json(c->srv, &out);
+    vs_buf_append(&out, "", 1);
+    respond_json(c, 200, NULL, out.p);
+    vs_buf_deinit(&out);
+}
+
+#define SERVER_KEY_PATH "/.well-known/volli/server.json"
+
+/* The HTTP API port: read-only JSON and metrics, never a WebSocket or a file. */
+static void route_api(vs_conn_t *c, const char *path, int get)
+{
+    int known = strcmp(path, "/volly/sessions/stats") == 0 || strcmp(path, "/healthz") == 0 ||
+                strcmp(path, "/metrics") == 0 || strcmp(path, SERVER_KEY_PATH) == 0;
+    if (!known)
+        respond_json(c, 404, NULL, "{\"error\":\"not found\"}");
+    else if (!get)
+        respond_json(c, 405, "Allow: GET, HEAD\r\n", "{\"error\":\"method not allowed\"}");
+    else if (strcmp(path, "/volly/sessions/stats") == 0)
+        serve_pq_stats(c);
+    else if (strcmp(path, "/healthz") == 0)
+        respond_json(c, 200, NULL, "{\"status\":\"ok\"}");
+    else if (strcmp(path, "/metrics") == 0)
+        serve_metrics(c);
+    else
+        serve_server_key(c);
+}
+
 static int hexval(char ch)
 {
     if (ch >= '0' && ch <= '9')
@@ -322,10 +361,15 @@ static void route(vs_conn_t *c, vs_http_req_t *r, uint8_t *rest, size_t rest_len
     path[plen] = '\0';
     int get = r->parser.method == HTTP_GET || r->parser.method == HTTP_HEAD;
 
+    if (c->flags & VS_CONN_API) {
+        route_api(c, path, get);
+        return;
+    }
     const vs_config_t *cfg = c->srv->cfg;
     char rel[sizeof r->url + 8];
     int is_ws_path = strcmp(path, "/") == 0 || strcmp(path, "/rtc") == 0;
-    int is_api = strcmp(path, "/healthz") == 0 || strcmp(path, "/metrics") == 0;
+    int is_api = strcmp(path, "/healthz") == 0 || strcmp(path, "/metrics") == 0 ||
+                 strcmp(path, SERVER_KEY_PATH) == 0;
     if (is_ws_path && (r->lens[H_UPGRADE] || r->parser.upgrade)) {
         upgrade(c, r, rest, rest_len);
     } else if (is_api && !get) {
@@ -334,6 +378,8 @@ static void route(vs_conn_t *c, vs_http_req_t *r, uint8_t *rest, size_t rest_len
         respond_json(c, 200, NULL, "{\"status\":\"ok\"}");
     } else if (strcmp(path, "/metrics") == 0) {
         serve_metrics(c);
+    } else if (strcmp(path, SERVER_KEY_PATH) == 0) {
+        serve_server_key(c);
     } else if (get && strcmp(path, "/rtc") != 0 &&
                vs_asset_map(path, cfg->demo, rel, sizeof rel) == 0) {
         vs_asset_serve(c, rel, cfg->web_dir, r->parser.method == HTTP_HEAD,
