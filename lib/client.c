@@ -42,6 +42,7 @@ static void free_all(volli_client_t *c)
     vl_subs_free(c);
     free(c->text);
     free(c->payload);
+    vl_pq_free(c);
     OPENSSL_cleanse(&c->key, sizeof c->key);
     free(c);
 }
@@ -189,6 +190,7 @@ static void on_ws_closed(void *ud, int err, unsigned close_code, const char *why
     const char *url = c->urls[c->cur].text;
     vl_enter(c);
     c->ws = NULL;
+    vl_pq_reset(c);
     int prev = c->state;
     if (prev == C_CLOSING) {
         c->state = C_CLOSED;
@@ -256,7 +258,7 @@ static void send_register(volli_client_t *c)
                  r->id, c->user_id, c->public_key, sig64);
     const char *texts[1] = {msg};
     size_t lens[1] = {(size_t)n};
-    rc = vl_ws_send_text(c->ws, texts, lens, 1);
+    rc = vl_send(c, texts, lens, 1);
     if (rc != 0) {
         vl_req_free(r);
         vl_drop(c, rc, "could not send register");
@@ -308,6 +310,9 @@ void vl_session_request_done(volli_client_t *c, vl_request_t *r, int status, con
             emit_error(c, code, message);
             vl_drop(c, VOLLI_EWIRE, "register refused");
         }
+    } else if (r->kind == R_PQ && status == VOLLI_EWIRE) {
+        emit_error(c, code, message);
+        vl_drop(c, VOLLI_EWIRE, "the post-quantum handshake was refused");
     } else if (r->kind == R_RESTORE && status == VOLLI_EWIRE) {
         vl_log(&c->log, VL_LOG_ERROR, "restoring subscriptions failed: %s", code ? code : "?");
         emit_error(c, code, message);
@@ -328,6 +333,8 @@ static int reserve(char **buf, size_t *cap, size_t need)
     return 0;
 }
 
+static void session_open(volli_client_t *c);
+
 static void on_hello(volli_client_t *c, json_t *root)
 {
     const char *nonce = json_string_value(json_object_get(root, "nonce"));
@@ -342,7 +349,26 @@ static void on_hello(volli_client_t *c, json_t *root)
         return;
     }
     strcpy(c->nonce, nonce);
-    vl_log(&c->log, VL_LOG_INFO, "connected to %s", c->urls[c->cur].text);
+    if (c->pq.alg) {
+        /* Nothing else is sent before the session is set up: register travels inside it. */
+        const char *why = NULL;
+        if (vl_pq_on_hello(c, root, &why) != 0) {
+            stop_permanently(c, "pq_unsupported", why);
+            return;
+        }
+        int rc = vl_pq_handshake(c);
+        if (rc != 0)
+            vl_drop(c, rc, "could not send the post-quantum handshake");
+        return;
+    }
+    session_open(c);
+}
+
+/* The connection is usable (after hello, or after the post-quantum handshake). */
+static void session_open(volli_client_t *c)
+{
+    vl_log(&c->log, VL_LOG_INFO, "connected to %s%s", c->urls[c->cur].text,
+           c->pq.active ? " (post-quantum session)" : "");
     if (c->anonymous) {
         /* Nothing to register: this is as far as a connect-only session goes. */
         c->state = C_OPEN;
@@ -382,6 +408,29 @@ static void on_relay(volli_client_t *c, volli_event_type_t type, const char *mem
     vl_emit(c, &ev);
 }
 
+static void on_pq_response(volli_client_t *c, vl_request_t *r, json_t *root)
+{
+    if (!r || r->kind != R_PQ) {
+        vl_drop(c, VOLLI_EPROTO, "an unexpected pq_handshake_response");
+        return;
+    }
+    int rc = vl_pq_on_response(c, root);
+    if (rc == VOLLI_ECRYPTO) {
+        stop_permanently(c, "pq_bad_signature",
+                         "the post-quantum handshake is not signed by the trusted server key");
+        return;
+    }
+    if (rc != 0) {
+        vl_drop(c, rc,
+                rc == VOLLI_EPROTO ? "a malformed pq_handshake_response"
+                                   : "could not complete the post-quantum handshake");
+        return;
+    }
+    vl_req_complete(c, r, 0, NULL, NULL, 0, NULL);
+    if (c->state == C_CONNECTING)
+        session_open(c);
+}
+
 static void dispatch(volli_client_t *c, json_t *root, const char *text, size_t len)
 {
     const char *type = json_string_value(json_object_get(root, "type"));
@@ -409,6 +458,13 @@ static void dispatch(volli_client_t *c, json_t *root, const char *text, size_t l
             stop_permanently(c, code, message);
         else if (!id)
             emit_error(c, code, message);
+    } else if (strcmp(type, "pq_handshake_response") == 0 && c->pq.alg && c->pq.pending) {
+        on_pq_response(c, vl_req_find(c, id), root);
+    } else if (strcmp(type, "rekey_required") == 0 && c->pq.active) {
+        /* A rekey already under way answers it too. */
+        int rc = c->pq.pending ? 0 : vl_pq_handshake(c);
+        if (rc != 0)
+            vl_drop(c, rc, "could not send the rekey handshake");
     } else if (strcmp(type, "presence") == 0) {
         volli_event_t ev = {.type = VOLLI_EVENT_PRESENCE, .json = text, .json_len = len};
         ev.user_id = json_string_value(json_object_get(root, "userId"));
@@ -434,6 +490,15 @@ static void on_ws_text(void *ud, char *data, size_t len)
     if (c->state < C_CONNECTING || c->state > C_REGISTERED)
         return;
     vl_enter(c);
+    if (c->pq.active) {
+        int rc = vl_pq_open(c, data, len, &data, &len);
+        if (rc != 0) {
+            vl_drop(c, rc,
+                    rc == VOLLI_ENOMEM ? "out of memory" : "a frame that is not a valid enc frame");
+            vl_leave(c);
+            return;
+        }
+    }
     /* A NUL-terminated copy: events hand the application C strings. */
     if (reserve(&c->text, &c->text_cap, len + 1) != 0) {
         vl_drop(c, VOLLI_ENOMEM, "out of memory");
@@ -479,6 +544,13 @@ static int copy_options(volli_client_t *c, const volli_options_t *o)
             return VOLLI_EINVAL;
         c->key = *o->key;
         vs_base64_encode(pub, 32, c->public_key);
+    }
+    if (o->pq < VOLLI_PQ_OFF || o->pq > VOLLI_PQ_X25519MLKEM768)
+        return VOLLI_EINVAL;
+    c->pq.alg = o->pq;
+    if (o->server_key) {
+        memcpy(c->pq.trust, o->server_key, 32);
+        c->pq.trusted = c->pq.pinned = 1;
     }
     if (!(c->urls = calloc(o->nservers, sizeof *c->urls)))
         return VOLLI_ENOMEM;

@@ -29,8 +29,43 @@ enum {
     C_CLOSED
 };
 
-/* Request kinds; the first three are the session's own. */
-enum { R_HELLO, R_REGISTER, R_RESTORE, R_PING, R_DISCOVER, R_SUBSCRIBE, R_UNSUBSCRIBE, R_SEND };
+/* Request kinds; the first four (up to R_PQ, the post-quantum handshake) are the session's own. */
+enum {
+    R_HELLO,
+    R_REGISTER,
+    R_RESTORE,
+    R_PQ,
+    R_PING,
+    R_DISCOVER,
+    R_SUBSCRIBE,
+    R_UNSUBSCRIBE,
+    R_SEND
+};
+
+/* The post-quantum session (pq.c; docs/protocol.md, "Post-quantum session"). Everything secret
+ * in here is wiped when the connection ends and when the client is freed. */
+typedef struct vl_pq {
+    int alg;           /* VOLLI_PQ_*: 0 off */
+    uint8_t trust[32]; /* the server key signatures must verify with */
+    int trusted;       /* trust[] set: pinned by the application, or learned (TOFU) */
+    int pinned;        /* trust[] came from volli_options_t.server_key */
+    /* Per connection: */
+    int active;  /* keys established: every text frame is an enc frame */
+    int pending; /* a handshake was sent, its response not yet handled */
+    uint8_t k_out[32], k_in[32];
+    uint64_t seq_out, seq_in;
+    uint8_t dk[2400];  /* ML-KEM-768 decapsulation key of the pending handshake */
+    uint8_t xpriv[32]; /* its X25519 private key (hybrid) */
+    uint8_t pk[1216];  /* its client_public_key, for TH */
+    size_t pk_len;
+    int pk_alg; /* the algorithm of the pending handshake */
+    char sid[40];
+    char **held; /* plaintexts sent while a rekey is pending, sent once the keys switch */
+    size_t *held_len;
+    size_t nheld, held_cap;
+    uint8_t *pt; /* scratch for opened frames */
+    size_t pt_cap;
+} vl_pq_t;
 
 typedef struct vl_request {
     struct vl_request *next, *prev;
@@ -78,6 +113,7 @@ struct volli_client {
     int depth;   /* nesting of library code that may call the application */
     int free_pending;
     int destroyed;
+    vl_pq_t pq;
 };
 
 /* Bracket every entry from the loop (and every API call that may call back): leave() performs
@@ -109,6 +145,34 @@ void vl_req_timer_cb(uv_timer_t *t);
 int vl_restore_subscriptions(volli_client_t *c);
 /* Frees the subscription set. */
 void vl_subs_free(volli_client_t *c);
+
+/* ---- pq.c ---- */
+
+/* Sends texts[0..n) (borrowed) on the connection in one write: as they are without a
+ * post-quantum session, sealed in enc frames with one, held back (copied) while a rekey is
+ * pending. Returns 0 or a VOLLI_E* error (as vl_ws_send_text). */
+int vl_send(volli_client_t *c, const char *const *texts, const size_t *lens, size_t n);
+/* Sends a pq_handshake (plaintext before the session, sealed for a rekey) as an R_PQ request,
+ * with a fresh key pair and session id. Returns 0 or an error. */
+int vl_pq_handshake(volli_client_t *c);
+/* Handles the pq_handshake_response root (parsed; borrowed): verifies the server's signature
+ * over the transcript, derives the keys and switches to them (sequence numbers back to 0),
+ * then sends what was held back. Returns 0, VOLLI_ECRYPTO when the signature does not verify
+ * with the trusted key (the caller stops for good), VOLLI_EPROTO for a malformed response,
+ * or another error. */
+int vl_pq_on_response(volli_client_t *c, json_t *root);
+/* Opens the enc frame text[0..len) (borrowed) into *pt (scratch owned by c, NUL-terminated,
+ * valid until the next call). Returns 0 or VOLLI_EPROTO (not a valid frame: wrong type,
+ * sequence number or tag), VOLLI_ENOMEM. */
+int vl_pq_open(volli_client_t *c, const char *text, size_t len, char **pt, size_t *pt_len);
+/* Learns or checks the server key of a hello (before the handshake): without a pin, the first
+ * serverKey seen is trusted from then on (TOFU). Returns 0, VOLLI_EPROTO (no usable serverKey
+ * or the algorithm is not offered: *why set to a static reason). */
+int vl_pq_on_hello(volli_client_t *c, json_t *hello, const char **why);
+/* Forgets the connection's session (keys wiped, held messages freed); keeps the trust. */
+void vl_pq_reset(volli_client_t *c);
+/* Frees everything, trust included. */
+void vl_pq_free(volli_client_t *c);
 
 /* ---- client.c, called by requests.c when a session request ends ---- */
 void vl_session_request_done(volli_client_t *c, vl_request_t *r, int status, const char *code,

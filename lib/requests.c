@@ -145,7 +145,7 @@ void vl_req_complete(volli_client_t *c, vl_request_t *r, int status, const char 
                      const char *json, size_t len, json_t *root)
 {
     unlink_req(c, r);
-    if (r->kind <= R_RESTORE) {
+    if (r->kind <= R_PQ) {
         vl_session_request_done(c, r, status, code, root);
         vl_req_free(r);
         return;
@@ -200,7 +200,7 @@ static int send_with(volli_client_t *c, vl_request_t *r, const char *text, size_
     int pn = snprintf(pingbuf, sizeof pingbuf, "{\"type\":\"ping\",\"id\":\"%s\"}", r->id);
     const char *texts[2] = {text, pingbuf};
     size_t lens[2] = {len, (size_t)pn};
-    int rc = vl_ws_send_text(c->ws, texts, lens, ping ? 2 : 1);
+    int rc = vl_send(c, texts, lens, ping ? 2 : 1);
     if (rc != 0)
         return rc;
     vl_req_add(c, r);

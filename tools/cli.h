@@ -10,6 +10,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
@@ -58,6 +59,9 @@ struct cli_args {
     const char *send_type;    /* send: offer, answer, ice-candidate or bye */
     const char *send_payload; /* send: the payload JSON text, validated; NULL for a bare bye */
     char *env_copy;           /* owned: VOLLI_SERVER split in place */
+    int pq;                   /* --pq [ALG]: a VOLLI_PQ_*; VOLLI_PQ_OFF without --pq */
+    int has_server_key;       /* --server-key given */
+    uint8_t server_key[32];   /* --server-key, decoded */
 };
 
 /* Parses argv (borrowed; must outlive *a) and the VOLLI_* environment into *a. Returns

@@ -17,6 +17,8 @@ enum opt_id {
     OPT_KEY,
     OPT_JSON,
     OPT_TIMEOUT,
+    OPT_PQ,
+    OPT_SERVER_KEY,
     OPT_VERBOSE,
     OPT_HELP,
     OPT_VERSION,
@@ -28,14 +30,22 @@ enum opt_id {
 struct opt {
     const char *name; /* without the leading "--" */
     char short_name;
-    int has_arg;
+    int has_arg; /* 1: a value; 2: an optional one (--opt=VALUE, or a next argument it accepts) */
     enum opt_id id;
 };
 
 static const struct opt global_opts[] = {
-    {"server", 0, 1, OPT_SERVER}, {"user", 0, 1, OPT_USER},       {"key", 0, 1, OPT_KEY},
-    {"json", 0, 0, OPT_JSON},     {"timeout", 0, 1, OPT_TIMEOUT}, {"verbose", 'v', 0, OPT_VERBOSE},
-    {"help", 'h', 0, OPT_HELP},   {"version", 0, 0, OPT_VERSION}, {NULL, 0, 0, 0},
+    {"server", 0, 1, OPT_SERVER},
+    {"user", 0, 1, OPT_USER},
+    {"key", 0, 1, OPT_KEY},
+    {"json", 0, 0, OPT_JSON},
+    {"timeout", 0, 1, OPT_TIMEOUT},
+    {"verbose", 'v', 0, OPT_VERBOSE},
+    {"help", 'h', 0, OPT_HELP},
+    {"version", 0, 0, OPT_VERSION},
+    {"pq", 0, 2, OPT_PQ},
+    {"server-key", 0, 1, OPT_SERVER_KEY},
+    {NULL, 0, 0, 0},
 };
 static const struct opt keygen_opts[] = {{"out", 0, 1, OPT_OUT}, {NULL, 0, 0, 0}};
 static const struct opt send_opts[] = {
@@ -93,6 +103,13 @@ static const char global_help[] =
     "  --json         one JSON object per line on stdout\n"
     "  --timeout MS   give up connecting, and waiting for an answer, after MS\n"
     "                 milliseconds (default 10000)\n"
+    "  --pq [ALG]     protect the session with a post-quantum key exchange, ALG\n"
+    "                 ML-KEM-768 (the default) or X25519MLKEM768; everything after\n"
+    "                 the server's hello is then encrypted (docs/cli.md)\n"
+    "  --server-key BASE64\n"
+    "                 with --pq: the server's Ed25519 key (from\n"
+    "                 /.well-known/volli/server.json) the handshake must be signed\n"
+    "                 with; without it the key of the first hello is trusted\n"
     "  -v, --verbose  log the client library's connection events on stderr\n"
     "  -h, --help     this help\n"
     "  --version      print the version\n"
@@ -202,6 +219,40 @@ static int servers_from_env(struct cli_args *a)
     return 0;
 }
 
+/* The algorithm names of --pq, in VOLLI_PQ_* order from 1. */
+static int pq_alg(const char *s)
+{
+    if (strcmp(s, "ML-KEM-768") == 0)
+        return VOLLI_PQ_MLKEM768;
+    if (strcmp(s, "X25519MLKEM768") == 0)
+        return VOLLI_PQ_X25519MLKEM768;
+    return -1;
+}
+
+/* Standard padded base64 of exactly 32 bytes (44 characters). */
+static int decode_key(const char *s, uint8_t out[32])
+{
+    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    if (strlen(s) != 44 || s[43] != '=')
+        return -1;
+    uint32_t acc = 0;
+    int bits = 0;
+    size_t n = 0;
+    for (size_t i = 0; i < 43; i++) {
+        const char *p = strchr(abc, s[i]);
+        if (!p || !s[i])
+            return -1;
+        acc = (acc << 6) | (uint32_t)(p - abc);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[n++] = (uint8_t)(acc >> bits);
+        }
+    }
+    /* 43 characters carry 258 bits: the last 2 must be zero (canonical encoding). */
+    return n == 32 && (acc & 3u) == 0 ? 0 : -1;
+}
+
 static int apply_opt(struct cli_args *a, const struct opt *o, const char *value,
                      const char **out_path)
 {
@@ -230,6 +281,19 @@ static int apply_opt(struct cli_args *a, const struct opt *o, const char *value,
         break;
     case OPT_VERBOSE:
         a->verbose = 1;
+        break;
+    case OPT_PQ:
+        a->pq = value ? pq_alg(value) : VOLLI_PQ_MLKEM768;
+        if (a->pq < 0)
+            return usage_error(a, "--pq takes ML-KEM-768 or X25519MLKEM768, not '%s'", value);
+        break;
+    case OPT_SERVER_KEY:
+        if (decode_key(value, a->server_key) < 0)
+            return usage_error(a,
+                               "--server-key needs the base64 of a 32-byte Ed25519 key (44 "
+                               "characters), not '%s'",
+                               value);
+        a->has_server_key = 1;
         break;
     case OPT_HELP:
         a->help_for = a->cmd == CLI_CMD_NONE ? CLI_CMD_HELP : a->cmd;
@@ -321,6 +385,8 @@ static int check(struct cli_args *a, const struct command *c, const char *out_pa
         if (!*a->servers[i])
             return usage_error(a, "empty --server URL");
     }
+    if (a->has_server_key && !a->pq)
+        return usage_error(a, "--server-key needs --pq");
     if (c->cmd == CLI_CMD_SEND)
         return check_send(a);
     return CLI_EXIT_OK;
@@ -384,7 +450,9 @@ int cli_args_parse(int argc, char **argv, struct cli_args *a)
             if (!o)
                 return usage_error(a, "unknown option '%s'", arg);
         }
-        if (o->has_arg && !value) {
+        if (o->has_arg == 2 && !value && i + 1 < argc && pq_alg(argv[i + 1]) > 0)
+            value = argv[++i]; /* `--pq X25519MLKEM768`: only an algorithm name is taken */
+        if (o->has_arg == 1 && !value) {
             if (i + 1 >= argc)
                 return usage_error(a, "option --%s needs a value", o->name);
             value = argv[++i];

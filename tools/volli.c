@@ -434,9 +434,11 @@ static void on_error_event(struct session *s, const volli_event_t *ev)
     }
     /* A wire error while unregistered is the answer to our register (key_mismatch,
      * invalid_user_id, ...): retrying cannot help. After `replaced`, reconnecting would only
-     * take the id back from the session that replaced us. */
+     * take the id back from the session that replaced us. The pq_ ones stop the library. */
     int fatal = !s->ready || (s->registers && !volli_client_registered(s->client)) ||
-                strcmp(ev->error_code, "replaced") == 0;
+                strcmp(ev->error_code, "replaced") == 0 ||
+                strcmp(ev->error_code, "pq_bad_signature") == 0 ||
+                strcmp(ev->error_code, "pq_unsupported") == 0; /* the library has stopped */
     if (fatal) {
         cli_error(ev->error_code, "%s", msg);
         finish(s, CLI_EXIT_FAIL);
@@ -643,6 +645,8 @@ static int run_session(const struct cli_args *a)
         .log = on_log,
         .request_timeout_ms = a->timeout_ms,
         .connect_timeout_ms = connect_timeout(a),
+        .pq = a->pq,
+        .server_key = a->has_server_key ? a->server_key : NULL,
     };
     s.creating = 1;
     int rc = volli_client_new(&opt, &s.client);

@@ -48,8 +48,10 @@ typedef enum volli_event_type {
 /* DISCONNECTED: server_url, reconnect_in_ms and error_message (the cause) are set;
  * reconnect_in_ms 0 means the client stopped for good after a permanent error.
  * ERROR codes that stop the client (no reconnecting; volli_client_connect restarts it):
- * key_mismatch, bad_signature, invalid_user_id (registration refused) and replaced (another
- * connection registered the same id). */
+ * key_mismatch, bad_signature, invalid_user_id (registration refused), replaced (another
+ * connection registered the same id), and with volli_options_t.pq: pq_bad_signature (the
+ * handshake is not signed by the trusted server key) and pq_unsupported (the server does not
+ * offer the key exchange, or its hello has no usable serverKey). */
 typedef struct volli_event {
     volli_event_type_t type;
     const char *server_url;
@@ -63,6 +65,9 @@ typedef struct volli_event {
     const char *error_message;
     unsigned reconnect_in_ms;
 } volli_event_t;
+
+/* volli_options_t.pq: the post-quantum session's key exchange (docs/protocol.md). */
+enum { VOLLI_PQ_OFF = 0, VOLLI_PQ_MLKEM768 = 1, VOLLI_PQ_X25519MLKEM768 = 2 };
 
 typedef void (*volli_event_cb)(volli_client_t *c, const volli_event_t *ev, void *ud);
 
@@ -96,12 +101,25 @@ typedef struct volli_options {
     /* Added after the first draft; 0 (e.g. from `volli_options_t o = {0}`) picks the default. */
     unsigned idle_timeout_ms;    /* 0: 65000, see above */
     unsigned connect_timeout_ms; /* 0: 10000: resolve + TCP + upgrade, per attempt */
+    /* Post-quantum session (added later; 0/NULL: off). With pq set, the client sends a
+     * pq_handshake right after every hello (a fresh ML-KEM-768 key pair, and X25519 one for the
+     * hybrid, per session), checks the server's Ed25519 signature over the transcript, and
+     * from then on sends and receives only enc frames (register included); it rekeys when the
+     * server asks. CONNECTED is reported once the session is set up.
+     * server_key: the server's raw 32-byte Ed25519 identity key (copied), as published at
+     * /.well-known/volli/server.json. Without it the client trusts the serverKey of the first
+     * hello it receives and holds every later connection, to any of its servers, to that key
+     * (trust on first use: an attacker in the path of that first connection goes unnoticed;
+     * pin the key wherever it can be obtained out of band). A signature that does not verify
+     * with the trusted key stops the client with the ERROR pq_bad_signature. */
+    int pq;                    /* VOLLI_PQ_* */
+    const uint8_t *server_key; /* 32 bytes, or NULL: TOFU */
 } volli_options_t;
 
 /* Creates a client; *out is freed with volli_client_free. Nothing happens until connect.
  * VOLLI_EINVAL for a missing server list, a user id without a key or a key without a user id,
- * an invalid user id, a public key that does not belong to the private key, or a URL that is
- * not ws://host[:port][/path];
+ * an invalid user id, a public key that does not belong to the private key, a URL that is
+ * not ws://host[:port][/path], or a pq value that is not a VOLLI_PQ_*;
  * VOLLI_EUNSUPPORTED for wss:// URLs (TLS is not implemented; logged). */
 int volli_client_new(const volli_options_t *opt, volli_client_t **out);
 /* Starts connecting (and keeps reconnecting until volli_client_close). Also restarts a client

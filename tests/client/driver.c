@@ -5,9 +5,10 @@
  *
  * Usage: client_driver [--user ID --key FILE] [--request-timeout MS] [--idle-timeout MS]
  *                      [--connect-timeout MS] [--backoff-initial MS] [--backoff-max MS]
- *                      [--log] URL...
+ *                      [--pq 1|2] [--server-key-hex HEX] [--log] URL...
  * The key file is created (volli_keygen + volli_key_save) when it does not exist. Without
- * --user and --key the client is connect-only (it never registers).
+ * --user and --key the client is connect-only (it never registers). --pq sets
+ * volli_options_t.pq (VOLLI_PQ_*), --server-key-hex its server_key (64 hex digits).
  *
  * Commands ("tag" is optional and echoed in the result):
  *   {"cmd":"ping"}  {"cmd":"discover","ids":[...]}  {"cmd":"subscribe","ids":[...]}
@@ -279,6 +280,7 @@ int main(int argc, char **argv)
     size_t nservers = 0;
     const char *user = NULL, *key_path = NULL;
     volli_options_t opt = {0};
+    uint8_t server_key[32];
     int log = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -296,7 +298,18 @@ int main(int argc, char **argv)
             key_path = argv[++i];
         else if (strcmp(a, "--log") == 0)
             log = 1;
-        else if (a[0] != '-' && nservers < 16)
+        else if (strcmp(a, "--pq") == 0 && i + 1 < argc)
+            opt.pq = atoi(argv[++i]);
+        else if (strcmp(a, "--server-key-hex") == 0 && i + 1 < argc) {
+            const char *h = argv[++i];
+            for (size_t k = 0; k < 32; k++) {
+                if (strlen(h) != 64 || sscanf(h + 2 * k, "%2hhx", &server_key[k]) != 1) {
+                    fprintf(stderr, "client_driver: --server-key-hex needs 64 hex digits\n");
+                    return 2;
+                }
+            }
+            opt.server_key = server_key;
+        } else if (a[0] != '-' && nservers < 16)
             servers[nservers++] = a;
         else {
             fprintf(stderr, "client_driver: bad argument %s\n", a);

@@ -1,7 +1,9 @@
 // Volli SDK errors. Every failure the SDK reports is a VolliError whose `code` is either the
 // server's wire code ("peer_offline", "key_mismatch", ...) or one of the SDK's own codes
 // listed in docs/sdk.md ("unreachable", "timeout", "not_connected", "closed", "canceled",
-// "rejected", "media", "unsupported", "busy"). Applications match on `code`, never on `message`.
+// "rejected", "media", "unsupported", "busy", and for the post-quantum session "pq_unavailable",
+// "server_key_mismatch", "server_key_unavailable", "bad_server_signature", "bad_server_reply",
+// "pq_violation"). Applications match on `code`, never on `message`.
 
 export class VolliError extends Error {
     /**

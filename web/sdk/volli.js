@@ -9,6 +9,10 @@
 import { CallManager } from './calls.js';
 import { VolliError } from './errors.js';
 import {
+    fetchServerKey, isServerKey, PQ_ALGORITHMS, PqHandshake, rememberedServerKey,
+    rememberServerKey,
+} from './pq.js';
+import {
     deleteKeys, foldUserId, generateKeys, isValidUserId, loadKeys, loadOrCreateKeys,
     publicKeyBase64, saveKeys, signRegister,
 } from './keys.js';
@@ -30,12 +34,16 @@ const DEFAULTS = {
     ringTimeout: 30000, // ms an outgoing call waits for an answer / an incoming one rings
     iceServers: [],
     persistKeys: true,
+    pq: false, // 'ML-KEM-768' | 'X25519MLKEM768' | true (= 'ML-KEM-768') | false
+    serverKey: 'tofu', // a pinned base64 Ed25519 key | 'well-known' | 'tofu'
 };
 
 const MAX_BATCH = 100;
 // Register errors that no retry can fix: the session stops instead of reconnecting.
 const FATAL_REGISTER = new Set(['key_mismatch', 'bad_signature', 'invalid_user_id',
-                                'already_registered', 'bad_request']);
+                                'already_registered', 'bad_request', 'pq_unavailable',
+                                'bad_server_signature', 'server_key_mismatch',
+                                'pq_key_mismatch']);
 const RELAY_TYPES = new Set(['offer', 'answer', 'ice-candidate', 'bye']);
 const PAYLOAD_MEMBER = { offer: 'offer', answer: 'answer', 'ice-candidate': 'candidate',
                          bye: 'reason' };
@@ -71,7 +79,10 @@ export class VolliClient extends EventTarget {
      * options: servers (array of ws:// URLs; default the page's origin), userId (required),
      * keys (a CryptoKeyPair; default: loaded from or created in IndexedDB), iceServers,
      * requestTimeout, backoffInitial, backoffMax, connectTimeout, keepAlive, ringTimeout,
-     * persistKeys (false: never touch IndexedDB; a fresh key pair per client unless `keys`).
+     * persistKeys (false: never touch IndexedDB; a fresh key pair per client unless `keys`),
+     * pq (the post-quantum session: 'ML-KEM-768', 'X25519MLKEM768', true for 'ML-KEM-768',
+     * or false), serverKey (with pq: the server's pinned base64 Ed25519 key, 'well-known' to
+     * fetch it from the server's origin, or 'tofu': trust the key of the first handshake).
      */
     constructor(options = {}) {
         super();
@@ -79,6 +90,16 @@ export class VolliClient extends EventTarget {
         if (!isValidUserId(opts.userId)) {
             throw new VolliError('invalid_user_id', 'userId must be 1 to 128 characters of ' +
                                  'a-z 0-9 . _ + @ -');
+        }
+        if (opts.pq === true) opts.pq = PQ_ALGORITHMS[0];
+        if (opts.pq !== false && opts.pq != null && !PQ_ALGORITHMS.includes(opts.pq)) {
+            throw new VolliError('bad_request', `pq must be false or one of ` +
+                                 `${PQ_ALGORITHMS.join(', ')}`);
+        }
+        if (opts.pq && !['tofu', 'well-known'].includes(opts.serverKey) &&
+            !isServerKey(opts.serverKey)) {
+            throw new VolliError('bad_request', 'serverKey must be a base64 Ed25519 key, ' +
+                                 '"well-known" or "tofu"');
         }
         let servers = opts.servers ?? [];
         if (typeof servers === 'string') servers = [servers];
@@ -109,6 +130,12 @@ export class VolliClient extends EventTarget {
         this.seq = 0;
         this.idPrefix = Math.random().toString(36).slice(2, 8);
         this.calls = new CallManager(this);
+        this.pq = null; // the PqChannel of the current connection
+        this.pqPending = null; // { handshake, nonce, serverKey } while a handshake is out
+        this.pqHeld = null; // texts sent during a rekey, sealed once the new keys are in
+        this.pqTrusted = new Map(); // server URL -> key trusted for this client's lifetime
+        this.pqRekeys = 0;
+        this.inbox = Promise.resolve();
         this.onOnline = () => {
             if (this.reconnectTimer) this.reconnectNow();
         };
@@ -225,6 +252,10 @@ export class VolliClient extends EventTarget {
             return;
         }
         this.ws = ws;
+        this.pq = null;
+        this.pqPending = null;
+        this.pqHeld = null;
+        this.inbox = Promise.resolve();
         // Neither the socket nor hello nor register may hang: bound the whole handshake.
         this.attemptTimer = setTimeout(() => {
             if (this.ws === ws) ws.close();
@@ -300,10 +331,203 @@ export class VolliClient extends EventTarget {
         if (!this.ws || this.ws.readyState !== WebSocket.OPEN) {
             throw new VolliError('not_connected', 'not connected to a server');
         }
-        this.ws.send(JSON.stringify(obj));
+        const text = JSON.stringify(obj);
+        if (this.pqHeld) this.pqHeld.push(text);
+        else if (this.pq) this.sendSealed(this.ws, text);
+        else this.ws.send(text);
+    }
+
+    // Sealing is asynchronous but takes N at once: chaining the sends keeps them in N order.
+    sendSealed(ws, text) {
+        const sealed = this.pq.seal(text);
+        this.outbox = (this.outbox ?? Promise.resolve()).then(() => sealed).then((frame) => {
+            if (this.ws === ws && ws.readyState === WebSocket.OPEN) ws.send(frame);
+        }, () => this.dropConnection(ws, 'sealing a frame failed'));
+    }
+
+    dropConnection(ws, why) {
+        if (this.ws !== ws) return;
+        try {
+            ws.close(1000);
+        } catch {
+            /* already closing */
+        }
+        this.onSocketClosed(ws, 0, why);
     }
 
     onMessage(ws, data) {
+        if (this.ws !== ws) return;
+        if (!this.options.pq) {
+            this.onText(ws, data);
+            return;
+        }
+        // Opening frames is asynchronous; the chain keeps them in order, and lets a handshake
+        // response install its keys before the next frame (sealed under them) is read.
+        this.inbox = this.inbox.then(() => this.onPqFrame(ws, data)).catch((err) => {
+            this.emit('error', { code: err.code ?? 'pq_violation', message: err.message,
+                                 error: err });
+            this.dropConnection(ws, err.message);
+        });
+    }
+
+    async onPqFrame(ws, data) {
+        if (this.ws !== ws) return;
+        if (typeof data !== 'string') {
+            throw new VolliError('pq_violation', 'a binary frame from the server');
+        }
+        if (!this.pq) {
+            // Before the session only hello and the handshake's answer are plaintext.
+            let m = null;
+            try {
+                m = JSON.parse(data);
+            } catch {
+                /* refused below */
+            }
+            if (m?.type === 'hello') {
+                this.onText(ws, data);
+                return;
+            }
+            if (!this.pqPending || !['pq_handshake_response', 'error'].includes(m?.type)) {
+                throw new VolliError('pq_violation', `a plaintext ${m?.type ?? 'frame'} from ` +
+                                     'the server before the post-quantum session');
+            }
+            if (m.type === 'pq_handshake_response' && !await this.finishPq(m)) return;
+            this.onText(ws, data);
+            return;
+        }
+        let m;
+        try {
+            m = JSON.parse(data);
+        } catch {
+            throw new VolliError('pq_violation', 'a plaintext frame inside the session');
+        }
+        const text = await this.pq.open(m);
+        if (this.ws !== ws) return;
+        let inner = null;
+        try {
+            inner = JSON.parse(text);
+        } catch {
+            /* handled as before: ignored */
+        }
+        if (inner?.type === 'pq_handshake_response' && this.pqPending &&
+            !await this.finishPq(inner)) {
+            return;
+        }
+        if (inner?.type === 'rekey_required') {
+            this.rekey().catch((err) => {
+                if (err.code !== 'not_connected' && err.code !== 'closed') {
+                    this.emit('error', { code: err.code, message: `rekey failed: ${err.message}`,
+                                         error: err });
+                }
+            });
+            return;
+        }
+        this.onText(ws, text);
+    }
+
+    // Checks a handshake response and switches to its keys (N back at 0 both ways); texts
+    // held during a rekey then go out sealed under the new keys. A response that fails the
+    // checks rejects the handshake request instead (false) and ends the connection.
+    async finishPq(r) {
+        const p = this.pqPending;
+        this.pqPending = null;
+        let channel;
+        try {
+            channel = await p.handshake.finish(r, p.nonce, p.serverKey);
+        } catch (err) {
+            const entry = this.pending.get(p.id);
+            if (entry) {
+                this.pending.delete(p.id);
+                clearTimeout(entry.timer);
+                entry.reject(err);
+            }
+            return false;
+        }
+        this.pq = channel;
+        if (!this.pqTrusted.has(this.server)) {
+            this.pqTrusted.set(this.server, p.serverKey);
+            if (this.options.serverKey === 'tofu' && this.options.persistKeys) {
+                rememberServerKey(this.server, p.serverKey);
+            }
+        }
+        const held = this.pqHeld ?? [];
+        this.pqHeld = null;
+        for (const text of held) this.sendSealed(this.ws, text);
+        return true;
+    }
+
+    // The key the handshake signature must verify with (see the serverKey option).
+    async serverKeyFor(hello) {
+        const mode = this.options.serverKey;
+        let key;
+        if (isServerKey(mode)) key = mode;
+        else if (mode === 'well-known') key = await fetchServerKey(this.server);
+        else {
+            key = this.pqTrusted.get(this.server) ?? rememberedServerKey(this.server) ??
+                hello.serverKey;
+        }
+        if (!isServerKey(key)) {
+            throw new VolliError('pq_unavailable', 'the server announced no identity key');
+        }
+        if (hello.serverKey !== key) {
+            throw new VolliError('server_key_mismatch', 'the server\'s identity key is not the ' +
+                                 'trusted one');
+        }
+        return key;
+    }
+
+    /** Runs a post-quantum handshake: the first in plaintext, a rekey inside the session. */
+    async pqHandshake(nonce, serverKey, algorithm = this.options.pq) {
+        const handshake = await PqHandshake.create(algorithm);
+        const ws = this.ws;
+        if (!ws) throw new VolliError('not_connected', 'the connection to the server was lost');
+        const rekey = !!this.pq;
+        const reply = this.request(handshake.message(), (r, done) =>
+            r.type === 'pq_handshake_response' && done(r));
+        this.pqPending = { handshake, nonce, serverKey, id: `${this.idPrefix}${this.seq}` };
+        // The server takes the new keys right after answering: nothing else may go out under
+        // the old ones once the rekey request is on its way.
+        if (rekey) this.pqHeld = [];
+        try {
+            await reply;
+        } catch (err) {
+            this.pqPending = null;
+            if (rekey && this.ws === ws && err.code !== 'bad_server_signature' &&
+                err.code !== 'bad_server_reply' && err.code !== 'not_connected') {
+                // Refused: the server kept the old keys, so the held texts go out under them.
+                const held = this.pqHeld ?? [];
+                this.pqHeld = null;
+                for (const text of held) this.sendSealed(ws, text);
+            } else if (this.ws === ws && rekey) {
+                this.dropConnection(ws, `rekey failed: ${err.code}`);
+            }
+            if (err.code === 'unknown_type') {
+                throw new VolliError('pq_unavailable', 'the server does not speak the ' +
+                                     'post-quantum session', { cause: err });
+            }
+            throw err;
+        }
+    }
+
+    /**
+     * Replaces the session keys with those of a new handshake (the server asks for this with
+     * rekey_required when they expire; the client may do it at any time).
+     */
+    async rekey() {
+        if (!this.pq) throw new VolliError('not_connected', 'no post-quantum session');
+        if (this.pqPending) return;
+        await this.pqHandshake(this.pqNonce, this.pqTrusted.get(this.server), this.pq.algorithm);
+        this.pqRekeys += 1;
+    }
+
+    /** The post-quantum session of the current connection, or null. */
+    get pqSession() {
+        if (!this.pq) return null;
+        return { algorithm: this.pq.algorithm, kem: this.pq.kem, expiresAt: this.pq.expiresAt,
+                 serverKey: this.pqTrusted.get(this.server) ?? null, rekeys: this.pqRekeys };
+    }
+
+    onText(ws, data) {
         if (this.ws !== ws || typeof data !== 'string') return;
         let m;
         try {
@@ -382,6 +606,17 @@ export class VolliClient extends EventTarget {
         const ws = this.ws;
         let reply;
         try {
+            if (this.options.pq) {
+                if (!Array.isArray(m.pq) || !m.pq.includes(this.options.pq)) {
+                    throw new VolliError('pq_unavailable', `the server does not offer ` +
+                                         `${this.options.pq}`);
+                }
+                const serverKey = await this.serverKeyFor(m);
+                if (this.ws !== ws) return;
+                this.pqNonce = m.nonce;
+                await this.pqHandshake(m.nonce, serverKey);
+                if (this.ws !== ws) return;
+            }
             const signature = await signRegister(this.keys, m.nonce, this.userId);
             if (this.ws !== ws) return;
             reply = await this.request({ type: 'register', userId: this.userId,
