@@ -90,8 +90,13 @@ function assertOnlyEnc(page, what, { handshakes = 1 } = {}) {
     // Rekeys travel inside: the plaintext handshake is the only one visible.
     assert.equal(sent.filter((t) => t === 'pq_handshake').length, handshakes);
     for (const f of page.frames.slice(2)) {
-        assert.ok(!/sdp|candidate|register|userId/.test(f.text ?? ''),
-                  `${what}: signaling visible on the wire: ${f.text?.slice(0, 120)}`);
+        // Everything but the base64 ciphertext (which may spell "sdp" by chance) must be bare.
+        const outer = JSON.parse(f.text ?? '{}');
+        assert.match(outer.ct ?? '', /^[A-Za-z0-9+/]+=*$/, `${what}: ct is base64`);
+        delete outer.ct;
+        const rest = JSON.stringify(outer);
+        assert.ok(!/sdp|candidate|register|userId/.test(rest),
+                  `${what}: signaling visible on the wire: ${rest.slice(0, 120)}`);
     }
 }
 
