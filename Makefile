@@ -36,6 +36,11 @@ test: bootstrap build asan
 test-fast: build
 	@scripts/run-tests $(BUILD)
 
+# Benchmark against the PeerJS server and a Node ws relay, about 15 minutes: bench/RESULTS.md
+# and bench/plots/. QUICK=1: one run each at smaller sizes, written under bench/out/quick/.
+bench: bootstrap
+	@QUICK=$(QUICK) bench/run.sh
+
 $(FUZZ_BUILD)/CMakeCache.txt:
 	CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=Debug -DVS_FUZZ=ON -DVS_SANITIZE=ON
 

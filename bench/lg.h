@@ -1,0 +1,290 @@
+/* lg.h: the benchmark load generator (bench/loadgen).
+ *
+ * Owns: client connections to ONE server on the loopback network (epoll, non-blocking, many
+ * per process, several source addresses 127.0.0.x), our own minimal RFC 6455 client framing
+ * (masked frames out, unmasked in), the two client protocols it speaks (Volli Signal's, which
+ * bench/peers/ws-relay.mjs also speaks, and PeerJS's), and the measurements (latency samples,
+ * CPU and memory accounting from /proc).
+ * Never: connects to an address outside 127.0.0.0/8, runs a loop without both a count and a
+ * time bound, or writes a key or signature anywhere (the Ed25519 key is made at start-up, kept
+ * in memory and reused for every user of the process).
+ *
+ * Ownership: a connection (lg_conn_t) belongs to its loop; the scenario may keep a pointer to it
+ * until it calls lg_close() or until on_close() has returned. Message buffers passed to
+ * callbacks are borrowed for the duration of the call. */
+#ifndef LG_H
+#define LG_H
+
+#include <netinet/in.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+/* ------------------------------------------------------------------------------------------ */
+/* Time and small helpers (lg_stats.c)                                                          */
+
+uint64_t lg_now_ns(void);
+/* Writes v as exactly width decimal digits (zero-padded, truncated at the high end). */
+void lg_put_digits(char *p, int width, uint64_t v);
+/* Parses up to width decimal digits at p; stops at the first non-digit. */
+uint64_t lg_get_digits(const char *p, int width);
+/* Tells whoever watches stderr (bench/run.mjs, to start a profiler) that the measured phase of
+ * the scenario begins now. */
+void lg_mark_measuring(void);
+/* Fatal error: prints to stderr and exits 1. */
+void lg_die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+void *lg_xmalloc(size_t n);
+void *lg_xcalloc(size_t n, size_t size);
+void *lg_xrealloc(void *p, size_t n);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Event loop and WebSocket client (lg_net.c)                                                  */
+
+enum lg_proto {
+    LG_PROTO_VOLLI = 0, /* Volli Signal v1 (also bench/peers/ws-relay.mjs) */
+    LG_PROTO_PEERJS,    /* the `peer` npm package's WebSocket protocol */
+};
+
+enum lg_conn_state {
+    LG_CONNECTING = 0, /* TCP connect in progress */
+    LG_UPGRADING,      /* HTTP upgrade sent, waiting for 101 */
+    LG_OPEN,           /* WebSocket open */
+    LG_DEAD,           /* closed; freed at the end of the loop turn */
+};
+
+/* Session progress on top of an open WebSocket (lg_proto.c). */
+enum lg_sess_state {
+    LG_SESS_NONE = 0,    /* waiting for hello (volli) or OPEN (peerjs) */
+    LG_SESS_REGISTERING, /* register sent (volli) */
+    LG_SESS_READY,       /* registered (volli) or OPEN received (peerjs) */
+};
+
+#define LG_UID_MAX 40
+
+typedef struct lg_loop lg_loop_t;
+typedef struct lg_conn lg_conn_t;
+
+struct lg_conn {
+    lg_loop_t *loop;
+    int fd;
+    uint8_t state;       /* enum lg_conn_state */
+    uint8_t sess;        /* enum lg_sess_state */
+    uint8_t in_flush;    /* on the loop's flush list */
+    uint8_t want_out;    /* EPOLLOUT armed */
+    uint8_t msg_opcode;  /* opcode of a fragmented message in progress, 0 if none */
+    uint32_t idx;        /* the scenario's index for this connection */
+    uint32_t role;       /* the scenario's role */
+    uint64_t t_start;    /* lg_now_ns() when lg_connect() was called */
+    uint64_t t_register; /* lg_now_ns() when register was queued (volli) */
+    uint64_t rx_ns;      /* with rx_timestamps: when the kernel got the last bytes read */
+    char uid[LG_UID_MAX];
+    /* Unparsed input (a partial HTTP response or frame). NULL while nothing is pending. */
+    char *in;
+    uint32_t in_len, in_cap;
+    /* Payload of a fragmented message in progress. */
+    char *msg;
+    uint32_t msg_len, msg_cap;
+    /* Output not yet taken by the kernel: out[out_off..out_len). */
+    char *out;
+    uint32_t out_off, out_len, out_cap;
+    lg_conn_t *flush_next, *dead_next;
+};
+
+typedef struct lg_handlers {
+    /* The upgrade completed (101 received and checked). */
+    void (*on_open)(lg_conn_t *c);
+    /* One complete text message (borrowed, writable, not NUL-terminated). */
+    void (*on_text)(lg_conn_t *c, char *msg, size_t len);
+    /* The connection failed or was closed by the server; err is a negative errno or -1 for a
+     * protocol problem. Called once; the connection is freed after it returns. Not called after
+     * lg_close(). */
+    void (*on_close)(lg_conn_t *c, int err);
+    /* The control descriptor registered with lg_loop_watch_ctl() is readable. */
+    void (*on_ctl)(lg_loop_t *l);
+} lg_handlers_t;
+
+struct lg_loop {
+    int ep;
+    enum lg_proto proto;
+    struct sockaddr_in dst;
+    uint32_t src_first; /* host byte order: first source address */
+    uint32_t src_count; /* addresses used round-robin */
+    uint32_t src_next;
+    const lg_handlers_t *h;
+    void *ud; /* the scenario's state */
+    lg_conn_t *flush_head, *dead_head;
+    char *rbuf;
+    size_t rbuf_cap;
+    uint64_t rng;
+    uint32_t nconns; /* live connections */
+    uint64_t n_connect_fail, n_closed_by_peer, n_proto_err;
+    int ctl_fd;
+    /* Set before connecting: record kernel receive times (lg_conn_t.rx_ns). Arrival in the
+     * socket is what the server controls; when the generator gets to read it is not. */
+    int rx_timestamps;
+    int64_t mono_minus_real;
+    char ws_key[32], ws_accept[32];
+    char host_hdr[64];
+};
+
+/* Connects to 127.0.0.1:port (addr must be in 127.0.0.0/8), using src_count source addresses
+ * starting at src_first (e.g. "127.0.0.2"). Exits on error. */
+void lg_loop_init(lg_loop_t *l, enum lg_proto proto, const char *addr, int port,
+                  const char *src_first, int src_count, const lg_handlers_t *h, void *ud);
+void lg_loop_deinit(lg_loop_t *l);
+/* Adds fd (borrowed) to the loop: on_ctl is called when it is readable. */
+void lg_loop_watch_ctl(lg_loop_t *l, int fd);
+/* Waits up to timeout_ns (0: poll) for events, dispatches them, writes queued output and frees
+ * closed connections. */
+void lg_loop_run_once(lg_loop_t *l, int64_t timeout_ns);
+/* Starts a connection for user uid (copied); its path is / (volli) or /peerjs?... (peerjs).
+ * Returns NULL (and counts n_connect_fail) when the socket cannot even be started. */
+lg_conn_t *lg_connect(lg_loop_t *l, const char *uid, uint32_t idx, uint32_t role);
+/* Queues one masked text frame (data borrowed, copied). */
+void lg_send_text(lg_conn_t *c, const char *data, size_t len);
+/* Closes at once. rst: with a TCP reset (SO_LINGER 0), so neither side keeps TIME_WAIT.
+ * The connection must not be used afterwards; on_close is not called. */
+void lg_close(lg_conn_t *c, int rst);
+/* Whether the connection still has output the kernel has not taken. */
+int lg_has_output(const lg_conn_t *c);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Protocols (lg_proto.c)                                                                      */
+
+/* Creates the process's Ed25519 key (once; every user id of the process is bound to it). */
+void lg_proto_init(void);
+void lg_proto_deinit(void);
+/* The request target of the upgrade for uid: "/" or "/peerjs?key=peerjs&id=..&token=..". */
+void lg_proto_path(enum lg_proto proto, const char *uid, char *out, size_t n);
+
+enum lg_sess_result {
+    LG_SESS_PASS = 0,  /* not a session message: the scenario's */
+    LG_SESS_CONSUMED,  /* handled (hello answered, heartbeat...) */
+    LG_SESS_NOW_READY, /* this message made the connection ready */
+    LG_SESS_FAILED,    /* the server refused: the caller should count it and close */
+};
+/* Feeds one message to the session layer (register on hello, OPEN, errors before ready). */
+enum lg_sess_result lg_sess_feed(lg_conn_t *c, const char *msg, size_t len);
+/* Sends a keep-alive where the protocol needs one (PeerJS HEARTBEAT); no-op for volli. */
+void lg_sess_heartbeat(lg_conn_t *c);
+/* Builds a relay message to `to` with a payload of about size bytes in total. seq and ts are
+ * fixed-width digit strings ("seq":"0000000000","ts":"0000000000000000") whose offsets in buf
+ * are returned, so a sender patches them in place. Returns the length. */
+size_t lg_relay_template(enum lg_proto proto, const char *to, size_t size, char *buf, size_t cap,
+                         size_t *seq_off, size_t *ts_off);
+#define LG_SEQ_DIGITS 10
+#define LG_TS_DIGITS 16
+/* Finds "seq":"..." and "ts":"..." in a received relay message; returns 0 if both are there. */
+int lg_relay_parse(const char *msg, size_t len, uint64_t *seq, uint64_t *ts);
+/* A user id for (tag, role letter, index); fits LG_UID_MAX. */
+void lg_uid(char *out, const char *tag, char role, uint32_t idx);
+/* Finds the string value of "key":"..." in msg; returns its length or -1; *val points into msg. */
+int lg_json_str(const char *msg, size_t len, const char *key, const char **val);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Measurements (lg_stats.c)                                                                   */
+
+#define LG_MAX_PIDS 16
+
+typedef struct lg_cpu_snap {
+    uint64_t t_ns;
+    uint64_t busy, softirq_irq, steal; /* /proc/stat, all CPUs, clock ticks */
+    int npids;
+    pid_t pids[LG_MAX_PIDS];
+    uint64_t ticks[LG_MAX_PIDS]; /* utime + stime of each pid */
+    int nksoft;
+    pid_t ksoft[8]; /* ksoftirqd/N: our loopback traffic's deferred softirqs */
+    uint64_t ksoft_ticks[8];
+} lg_cpu_snap_t;
+
+/* pids[0..nserver) are the server, the rest the generator (0 entries are skipped). */
+void lg_cpu_snap(lg_cpu_snap_t *s, const pid_t *pids, int npids);
+/* Prints "cpu":{...} (cores used on average: server, gen, net, steal, others). Returns the
+ * cores used by other processes, the quantity that marks a run as disturbed. */
+double lg_cpu_print(FILE *f, const lg_cpu_snap_t *a, const lg_cpu_snap_t *b, int nserver);
+/* Resident memory of pid in bytes (VmRSS), 0 if unknown. */
+uint64_t lg_rss_bytes(pid_t pid);
+/* The soft open-file limit of pid (from /proc/PID/limits), 0 if unknown. */
+long lg_fd_limit(pid_t pid);
+/* Bytes held by the kernel's per-socket slab caches (TCP, sockets, files, epoll items). */
+uint64_t lg_socket_slab_bytes(void);
+
+/* Sorts v and prints "name":{"n":..,"p50":..,...,"max":..} in microseconds. */
+void lg_print_percentiles(FILE *f, const char *name, uint64_t *v, size_t n);
+/* Writes a sorted latency sample as "quantile latency_us" lines for plotting (HDR style: dense
+ * in the tail). */
+int lg_write_cdf(const char *path, const uint64_t *sorted, size_t n);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Scenarios (loadgen.c: options, populations of connections; lg_relay.c, lg_presence.c)       */
+
+typedef struct lg_opts {
+    const char *scenario;
+    const char *host;
+    int port;
+    enum lg_proto proto;
+    const char *src;                  /* first source address */
+    int nsrc;                         /* source addresses per process */
+    pid_t server_pid;                 /* for CPU and memory accounting; 0: not measured */
+    const char *tag;                  /* user id prefix, unique per run */
+    double timeout;                   /* bound on the whole run, seconds */
+    uint32_t conc;                    /* connections being set up at once */
+    uint32_t conns, rounds;           /* connrate */
+    uint32_t pairs, window, size;     /* relay, latency */
+    double duration, warmup, rate;    /* relay, latency, discover */
+    uint32_t subs, cycles;            /* fanout */
+    uint32_t users, clients, offline; /* discover */
+    const char *steps;                /* idle: "5000,10000,max" */
+    uint32_t procs;                   /* idle: generator processes */
+    double settle;                    /* idle: seconds before memory is read */
+    int busy_poll;                    /* latency: never sleep in epoll (the generator's core) */
+    const char *cdf;                  /* latency quantiles output file */
+} lg_opts_t;
+
+/* A set of connections of one role, brought up at most `conc` at a time. */
+typedef struct lg_pop {
+    lg_conn_t **conns; /* by index; NULL when not connected */
+    uint32_t cap;      /* size of conns */
+    uint32_t n;        /* how many to bring up (may grow up to cap) */
+    uint32_t next, pending, ready, failed, lost;
+    char role;
+    uint64_t *setup_ns; /* optional: per index, connect to ready */
+    uint64_t t_last_ready;
+} lg_pop_t;
+
+typedef struct lg_scen lg_scen_t;
+struct lg_scen {
+    lg_loop_t loop;
+    const lg_opts_t *o;
+    lg_pop_t pop[4];
+    int npop;
+    uint64_t t_begin, deadline;
+    void *ud;
+    /* Optional scenario hooks, called for ready connections. */
+    void (*on_ready)(lg_scen_t *s, lg_conn_t *c);
+    void (*on_msg)(lg_scen_t *s, lg_conn_t *c, char *msg, size_t len);
+    void (*on_lost)(lg_scen_t *s, lg_conn_t *c, int err);
+    void (*on_ctl)(lg_scen_t *s);
+};
+
+void lg_scen_init(lg_scen_t *s, const lg_opts_t *o, const char *src_first);
+void lg_scen_deinit(lg_scen_t *s);
+/* Adds a population (role: the letter in its user ids). */
+lg_pop_t *lg_pop_add(lg_scen_t *s, char role, uint32_t n, int track_setup);
+/* Starts connections of every population while fewer than conc are being set up. */
+void lg_scen_fill(lg_scen_t *s, uint32_t conc);
+/* Runs until every population is up (ready or failed) or the deadline; 0 if all are ready. */
+int lg_scen_bring_up(lg_scen_t *s);
+/* Runs the loop for about `seconds` (bounded by the deadline). */
+void lg_scen_sleep(lg_scen_t *s, double seconds);
+int lg_scen_expired(const lg_scen_t *s);
+void lg_pop_close_all(lg_pop_t *p, int rst);
+/* "counters":{...} of the loop (connect failures, closes by the server, protocol errors). */
+void lg_print_counters(FILE *f, const lg_scen_t *s);
+
+int lg_run_relay(const lg_opts_t *o); /* "relay" (throughput) and "latency" */
+int lg_run_fanout(const lg_opts_t *o);
+int lg_run_discover(const lg_opts_t *o);
+
+#endif

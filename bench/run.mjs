@@ -1,0 +1,520 @@
+// bench/run.mjs: runs the benchmark scenarios against Volli Signal, the PeerJS server and a
+// minimal Node ws relay in one sitting, then writes RESULTS.md and the plots (bench/report.mjs).
+// Normally started by bench/run.sh (`make bench`), which builds what it needs first.
+//
+//   node bench/run.mjs [--quick] [--only idle,relay,...] [--servers volli,ws,peerjs]
+//                      [--reps 3] [--no-profile]
+//
+// Environment: VOLLI_BIN (server binary), LOADGEN (generator binary), BENCH_BUDGET (seconds for
+// the whole sitting; repeats stop when it runs out), BENCH_MAX_OTHERS (CPU cores other processes
+// may use during a run before it counts as disturbed, default 0.15), BENCH_MAX_STALL (percent of
+// the time a spinning process may be kept off its core, default 5), BENCH_COMMAND (the command
+// line shown in RESULTS.md).
+//
+// The server runs on CPU 0 (taskset -c 0), every generator process on CPU 1. Each run records
+// the CPU the rest of the machine used (from /proc/stat deltas minus our processes), and just
+// before it a stall probe spins on both cores for a second: on a virtual machine the hypervisor
+// can take a core away without the guest's /proc/stat showing it. A run where others used more
+// than BENCH_MAX_OTHERS, or the probe lost more than BENCH_MAX_STALL, is repeated, and medians
+// of three clean runs are quoted. This file only ever signals the processes it started itself.
+
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { writeReport } from './report.mjs';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const ROOT = path.resolve(HERE, '..');
+
+// ---------------------------------------------------------------------------------------------
+// Options
+
+const argv = process.argv.slice(2);
+const flag = (name) => argv.includes(name);
+function opt(name, def) {
+    const i = argv.indexOf(name);
+    return i >= 0 && i + 1 < argv.length ? argv[i + 1] : def;
+}
+const QUICK = flag('--quick');
+const REPS = Number(opt('--reps', QUICK ? '1' : '3'));
+const MAX_ATTEMPTS = QUICK ? 1 : REPS + 3;
+const ONLY = opt('--only', '').split(',').filter(Boolean);
+const SERVERS = opt('--servers', 'volli,ws,peerjs').split(',').filter(Boolean);
+const PROFILE = !flag('--no-profile') && !QUICK;
+const BUDGET_S = Number(process.env.BENCH_BUDGET || (QUICK ? 240 : 840));
+const MAX_OTHERS = Number(process.env.BENCH_MAX_OTHERS || 0.15);
+const MAX_STALL = Number(process.env.BENCH_MAX_STALL || 5);
+// What the profiles at the end take out of the budget.
+const RUN_BUDGET_S = BUDGET_S - (PROFILE ? 60 : 0);
+const OUT = path.resolve(opt('--out', path.join(HERE, 'out', QUICK ? 'quick' : 'full')));
+const RESULTS = path.resolve(opt('--results', QUICK ? path.join(OUT, 'RESULTS.md') : path.join(HERE, 'RESULTS.md')));
+const PLOTS = path.resolve(opt('--plots', QUICK ? path.join(OUT, 'plots') : path.join(HERE, 'plots')));
+const VOLLI_BIN = path.resolve(process.env.VOLLI_BIN || path.join(ROOT, 'build/bench/volli-signal'));
+const LOADGEN = path.resolve(process.env.LOADGEN || path.join(HERE, 'out/loadgen'));
+const COMMAND = process.env.BENCH_COMMAND || `node bench/run.mjs ${argv.join(' ')}`.trim();
+
+for (const [what, file] of [['server binary (VOLLI_BIN)', VOLLI_BIN], ['generator (LOADGEN)', LOADGEN]]) {
+    if (!fs.existsSync(file)) {
+        console.error(`bench: ${what} not found: ${file}`);
+        process.exit(2);
+    }
+}
+
+const T0 = Date.now();
+const elapsed = () => (Date.now() - T0) / 1000;
+const log = (...a) => console.log(`[${elapsed().toFixed(0).padStart(4)}s]`, ...a);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// ---------------------------------------------------------------------------------------------
+// Servers
+
+// Abuse limits are raised for the benchmark: they protect against one address or connection
+// sending too much, which is exactly what a load generator on loopback does. The checks still run.
+const VOLLI_BENCH_FLAGS = [
+    ['--max-connections-per-ip', '10000000'], ['--register-rate', '10000000'],
+    ['--rate-messages', '10000000'], ['--rate-bytes', '1024m'], ['--lookup-rate', '100000000'],
+    ['--max-subscriptions', '10000000'],
+];
+function supportedFlags() {
+    const help = spawnSync(VOLLI_BIN, ['--help'], { encoding: 'utf8' }).stdout || '';
+    return VOLLI_BENCH_FLAGS.filter(([f]) => help.includes(`${f} `)).flat();
+}
+const VOLLI_FLAGS = supportedFlags();
+const tempDirs = [];
+
+const SERVER_DEFS = {
+    volli: {
+        label: 'Volli Signal', proto: 'volli',
+        cmd: () => {
+            const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'volli-bench-'));
+            tempDirs.push(dir);
+            return [VOLLI_BIN, '--host', '127.0.0.1', '--port', '0', '--data-dir', dir,
+                '--log-format', 'json', ...VOLLI_FLAGS];
+        },
+    },
+    ws: {
+        label: 'Node ws relay', proto: 'volli',
+        cmd: () => [process.execPath, path.join(HERE, 'peers/ws-relay.mjs'), '--host', '127.0.0.1', '--port', '0'],
+    },
+    peerjs: {
+        label: 'PeerJS server', proto: 'peerjs',
+        cmd: () => [process.execPath, path.join(HERE, 'peers/peerjs-server.mjs'), '--host', '127.0.0.1', '--port', '0'],
+    },
+};
+
+const live = new Set();
+process.on('exit', () => {
+    for (const p of live) {
+        try {
+            p.kill('SIGKILL');
+        } catch {
+            /* gone */
+        }
+    }
+    for (const d of tempDirs) fs.rmSync(d, { recursive: true, force: true });
+});
+for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130));
+
+// The port a server listens on, from /proc, for when its log line has not arrived (or changed).
+function listeningPort(pid) {
+    const inodes = new Set();
+    try {
+        for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
+            const m = /^socket:\[(\d+)\]$/.exec(fs.readlinkSync(`/proc/${pid}/fd/${fd}`));
+            if (m) inodes.add(m[1]);
+        }
+        for (const line of fs.readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
+            const f = line.trim().split(/\s+/);
+            if (f.length > 9 && f[3] === '0A' && inodes.has(f[9])) return parseInt(f[1].split(':')[1], 16);
+        }
+    } catch {
+        /* not up yet */
+    }
+    return 0;
+}
+
+async function startServer(kind) {
+    const def = SERVER_DEFS[kind];
+    const cmd = def.cmd();
+    const proc = spawn('taskset', ['-c', '0', ...cmd], { stdio: ['ignore', 'ignore', 'pipe'] });
+    live.add(proc);
+    let stderr = '';
+    let port = 0;
+    proc.stderr.setEncoding('utf8');
+    proc.stderr.on('data', (d) => {
+        stderr = (stderr + d).slice(-8000);
+        const m = /"msg":"listening"[^\n]*"port":(\d+)/.exec(stderr);
+        if (m) port = Number(m[1]);
+    });
+    let exited = null;
+    proc.on('exit', (code, sig) => {
+        exited = { code, sig };
+        live.delete(proc);
+    });
+    const deadline = Date.now() + 20000;
+    while (!port && !exited && Date.now() < deadline) {
+        await sleep(50);
+        if (!port) port = listeningPort(proc.pid);
+    }
+    if (!port) {
+        proc.kill('SIGKILL');
+        throw new Error(`${def.label} did not start: ${exited ? JSON.stringify(exited) : 'timeout'} ${stderr.slice(-400)}`);
+    }
+    return { kind, proc, pid: proc.pid, port, stderr: () => stderr, exited: () => exited };
+}
+
+async function stopServer(s) {
+    if (s.exited()) return;
+    s.proc.kill('SIGTERM');
+    const deadline = Date.now() + 8000;
+    while (!s.exited() && Date.now() < deadline) await sleep(50);
+    if (!s.exited()) s.proc.kill('SIGKILL');
+    while (!s.exited()) await sleep(20);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Load generator and machine load
+
+function runLoadgen(args, timeoutS, onMeasuring) {
+    return new Promise((resolve) => {
+        const proc = spawn('taskset', ['-c', '1', LOADGEN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+        live.add(proc);
+        let out = '';
+        let err = '';
+        proc.stdout.setEncoding('utf8');
+        proc.stderr.setEncoding('utf8');
+        proc.stdout.on('data', (d) => { out += d; });
+        proc.stderr.on('data', (d) => {
+            if (onMeasuring && !err.includes('loadgen: measuring') && (err + d).includes('loadgen: measuring')) onMeasuring();
+            err = (err + d).slice(-20000);
+        });
+        const timer = setTimeout(() => proc.kill('SIGKILL'), (timeoutS + 20) * 1000);
+        proc.on('exit', (code, sig) => {
+            clearTimeout(timer);
+            live.delete(proc);
+            const line = out.trim().split('\n').filter((l) => l.startsWith('{')).pop();
+            let json = null;
+            try {
+                json = line ? JSON.parse(line) : null;
+            } catch {
+                json = null;
+            }
+            resolve({ code, sig, json, stderr: err.split('\n').filter((l) => l && !l.includes('measuring')).slice(-5).join('\n') });
+        });
+    });
+}
+
+function procStat() {
+    const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    return { busy: f[0] + f[1] + f[2] + f[5] + f[6], t: process.hrtime.bigint() };
+}
+const HZ = 100; // USER_HZ, the unit of /proc/stat on Linux
+
+// CPU cores busy over one second while none of our processes run (this script aside).
+async function machineLoad(ms = 1000) {
+    const a = procStat();
+    await sleep(ms);
+    const b = procStat();
+    return (b.busy - a.busy) / HZ / (Number(b.t - a.t) / 1e9);
+}
+
+// Waits (up to maxS) for the machine to be quiet before a run.
+async function waitQuiet(maxS) {
+    const start = Date.now();
+    let load = await machineLoad(700);
+    while (load > MAX_OTHERS && (Date.now() - start) / 1000 < maxS) load = await machineLoad(1000);
+    return { load, waited: (Date.now() - start) / 1000 };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenarios
+
+const Q = QUICK;
+let runSeq = 0;
+const RUNS_DIR = path.join(OUT, 'runs');
+
+const SCENARIOS = [
+    {
+        id: 'connrate', servers: ['volli', 'ws', 'peerjs'], timeout: 120, profile: 'always', profileSeconds: 2,
+        args: (srv) => ['connrate', '--conns', Q ? '1000' : '5000', '--rounds', srv === 'volli' ? '2' : '1',
+            '--concurrency', '200'],
+        others: (j) => j.others_max,
+        ok: (j) => j.rounds?.length > 0 && j.rounds.every((r) => r.failed === 0),
+    },
+    {
+        id: 'relay', servers: ['volli', 'ws', 'peerjs'], timeout: 120, profile: 'always',
+        args: () => ['relay', '--pairs', Q ? '200' : '1000', '--window', '16', '--size', '300',
+            '--duration', Q ? '2' : '6', '--warmup', '1'],
+        others: (j) => j.cpu?.others,
+        ok: (j) => j.delivered > 0 && j.order_errors === 0,
+        profileSeconds: 5,
+    },
+    {
+        id: 'latency', servers: ['volli', 'ws', 'peerjs'], timeout: 120, profile: 'missed', sched: true,
+        handling: 'offer',
+        args: (srv, run) => ['latency', '--pairs', Q ? '200' : '1000', '--rate', '20000', '--size', '300',
+            '--duration', Q ? '3' : '8', '--warmup', '1', '--busy-poll', '--cdf', path.join(RUNS_DIR, `${run}.cdf`)],
+        others: (j) => j.cpu?.others,
+        ok: (j) => j.delivered > 0 && j.order_errors === 0,
+        profileSeconds: 7,
+    },
+    {
+        id: 'fanout', servers: ['volli'], timeout: 180, profile: 'missed', sched: true,
+        args: (srv, run) => ['fanout', '--subs', Q ? '2000' : '10000', '--cycles', Q ? '2' : '5',
+            '--concurrency', '200', '--cdf', path.join(RUNS_DIR, `${run}.cdf`)],
+        others: (j) => j.cpu?.others,
+        ok: (j) => j.cycles?.length > 0 && j.subscribed === j.subs,
+        profileSeconds: 3,
+    },
+    {
+        id: 'discover', servers: ['volli'], timeout: 120,
+        args: () => ['discover', '--users', '1000', '--clients', '32', '--window', '4',
+            '--duration', Q ? '2' : '4', '--warmup', '1'],
+        others: (j) => j.cpu?.others,
+        ok: (j) => j.answered > 0 && j.errors === 0 && j.mismatches === 0,
+    },
+    {
+        id: 'discover-offline', servers: ['volli'], timeout: 120,
+        args: () => ['discover', '--users', '100', '--offline', '1000', '--clients', '32', '--window', '4',
+            '--duration', Q ? '2' : '4', '--warmup', '1'],
+        others: (j) => j.cpu?.others,
+        ok: (j) => j.answered > 0 && j.errors === 0 && j.mismatches === 0,
+    },
+    {
+        // Memory does not depend on CPU contention: disturbed idle runs are recorded, not repeated.
+        id: 'idle', servers: ['volli', 'ws', 'peerjs'], timeout: 300, repeatDisturbed: false,
+        args: () => ['idle', '--steps', Q ? '1000,2000' : '5000,10000,max', '--procs', Q ? '2' : '4',
+            '--settle', Q ? '1' : '1.5', '--concurrency', '200'],
+        others: (j) => j.cpu?.others,
+        ok: (j) => j.steps?.length > 1 && j.steps.every((s) => s.target === 0 || s.held > 0),
+    },
+].filter((s) => ONLY.length === 0 || ONLY.includes(s.id));
+
+// Spins one generator process on each core for `seconds` (nothing else of ours runs): the
+// percentage of the time each was kept off its core, and the longest gap.
+async function stallProbe(seconds) {
+    const probes = await Promise.all([0, 1].map((cpu) => new Promise((resolve) => {
+        const proc = spawn('taskset', ['-c', String(cpu), LOADGEN, 'stallprobe', '--duration', String(seconds)],
+            { stdio: ['ignore', 'pipe', 'ignore'] });
+        live.add(proc);
+        let out = '';
+        proc.stdout.setEncoding('utf8');
+        proc.stdout.on('data', (d) => { out += d; });
+        proc.on('exit', () => {
+            live.delete(proc);
+            try {
+                resolve(JSON.parse(out.trim()));
+            } catch {
+                resolve(null);
+            }
+        });
+    })));
+    const ok = probes.filter(Boolean);
+    return {
+        stalled: ok.length ? Math.max(...ok.map((p) => p.stalled_pct)) : 0,
+        maxGapUs: ok.length ? Math.max(...ok.map((p) => p.max_gap_us)) : 0,
+        over1ms: ok.reduce((t, p) => t + p.gaps_over_1ms, 0) / Math.max(1, ok.length) / seconds,
+    };
+}
+
+async function attempt(scen, kind, extra = {}) {
+    const run = `r${++runSeq}`;
+    const quiet = await waitQuiet(Q ? 3 : Math.min(30, Math.max(0, BUDGET_S - elapsed()) / 10));
+    const probe = await stallProbe(1);
+    let server;
+    try {
+        server = await startServer(kind);
+    } catch (e) {
+        log(`${scen.id}/${kind}: ${e.message}`);
+        return { run, kind, scenario: scen.id, error: e.message, others: 0, stall: probe.stalled, probe, quiet };
+    }
+    const args = [...scen.args(kind, run), '--port', String(server.port), '--server-pid', String(server.pid),
+        '--proto', SERVER_DEFS[kind].proto, '--tag', run, '--timeout', String(scen.timeout)];
+    const res = await runLoadgen(args, scen.timeout, extra.onMeasuring ? () => extra.onMeasuring(server) : null);
+    if (extra.onDone) await extra.onDone(server);
+    const handling = scen.handling && kind === 'volli' ? await handlingTimes(server.port, scen.handling) : null;
+    const crashed = server.exited();
+    await stopServer(server);
+    const j = res.json;
+    const rec = {
+        run, kind, scenario: scen.id, quiet, probe, args, code: res.code, json: j,
+        others: j ? scen.others(j) ?? 0 : 0, stall: probe.stalled, handling,
+        ok: !!j && !crashed && scen.ok(j),
+        stderr: res.stderr,
+    };
+    if (crashed) rec.error = `server exited during the run: ${JSON.stringify(crashed)} ${server.stderr().slice(-300)}`;
+    else if (!j) rec.error = `generator: exit ${res.code ?? res.sig}: ${res.stderr}`;
+    else if (!rec.ok) rec.error = `incomplete run: ${res.stderr || JSON.stringify(j).slice(0, 300)}`;
+    rec.disturbed = rec.others > MAX_OTHERS || rec.stall > MAX_STALL;
+    log(`${scen.id.padEnd(16)} ${kind.padEnd(6)} ${run.padEnd(5)} others ${rec.others.toFixed(2)} cores, ` +
+        `stalls ${rec.stall.toFixed(1)}%` +
+        `${rec.disturbed ? ' (disturbed)' : ''}${rec.error ? ` ERROR ${rec.error.slice(0, 200)}` : ''}` +
+        ` ${summary(scen.id, j)}`);
+    return rec;
+}
+
+function summary(id, j) {
+    if (!j) return '';
+    switch (id) {
+    case 'idle': return j.steps.map((s) => `${s.held}:${(s.rss / 1048576).toFixed(1)}MiB`).join(' ');
+    case 'connrate': return j.rounds.map((r) => `${r.per_sec.toFixed(0)}/s`).join(' ');
+    case 'relay': return `${j.per_sec.toFixed(0)} msg/s`;
+    case 'latency': return `p50 ${j.latency.p50_us}us p99 ${j.latency.p99_us}us p99.9 ${j.latency.p999_us}us`;
+    case 'fanout': return j.cycles.map((c) => `${c.online_ms.toFixed(1)}ms`).join(' ');
+    default: return j.per_sec !== undefined ? `${j.per_sec.toFixed(0)}/s p99 ${j.latency?.p99_us}us` : '';
+    }
+}
+
+// Volli's own view of the run: its request-duration histogram for one message type, from
+// /metrics (time from a frame's arrival in the server to its handling being done, queueing in the
+// kernel and the scheduler excluded). Returns cumulative counts by upper bound in seconds.
+async function handlingTimes(port, type) {
+    try {
+        const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+        const re = new RegExp(`^volli_request_duration_seconds_bucket\\{type="${type}",le="([^"]+)"\\} (\\d+)`, 'gm');
+        const buckets = [...text.matchAll(re)].map((m) => ({ le: m[1] === '+Inf' ? Infinity : Number(m[1]), n: Number(m[2]) }));
+        return buckets.length ? { type, buckets } : null;
+    } catch {
+        return null;
+    }
+}
+
+// The server's scheduling delays (wake-up to running) over `seconds`, from `perf sched`.
+async function schedDelays(pid, seconds) {
+    const data = path.join(OUT, `sched-${pid}.data`);
+    const rec = spawn('perf', ['sched', 'record', '-o', data, '--', 'sleep', String(seconds)], { stdio: 'ignore' });
+    live.add(rec);
+    await new Promise((r) => rec.on('exit', r));
+    live.delete(rec);
+    const out = spawnSync('perf', ['sched', 'latency', '-i', data], { encoding: 'utf8', maxBuffer: 1 << 24 }).stdout || '';
+    fs.rmSync(data, { force: true });
+    const line = out.split('\n').find((l) => l.trim().startsWith('volli-signal'));
+    const m = line && /\|\s*([\d.]+) ms\s*\|\s*(\d+)\s*\|\s*avg:\s*([\d.]+) ms\s*\|\s*max:\s*([\d.]+) ms/.exec(line);
+    return m ? { runtimeMs: Number(m[1]), switches: Number(m[2]), avgMs: Number(m[3]), maxMs: Number(m[4]) } : null;
+}
+
+// Profiles the server during the measured phase of one more run (perf, CPU clock sampling).
+async function profile(scen, kind) {
+    const data = path.join(OUT, `perf-${scen.id}-${kind}.data`);
+    let perf = null;
+    let sched = null;
+    const rec = await attempt(scen, kind, {
+        onMeasuring: (server) => {
+            perf = spawn('perf', ['record', '-e', 'cpu-clock', '-F', '999', '-p', String(server.pid), '-o', data,
+                '--', 'sleep', String(scen.profileSeconds)], { stdio: 'ignore' });
+            live.add(perf);
+            if (scen.sched) sched = schedDelays(server.pid, scen.profileSeconds);
+        },
+        onDone: async () => {
+            if (!perf) return;
+            await new Promise((r) => (perf.exitCode !== null ? r() : perf.on('exit', r)));
+            live.delete(perf);
+            if (sched) sched = await sched;
+        },
+    });
+    if (!fs.existsSync(data)) return { scenario: scen.id, kind, error: 'perf recorded nothing', rec };
+    const report = (sort, limit) => (spawnSync('perf', ['report', '-i', data, '--stdio', '--no-children', '--sort', sort,
+        '--percent-limit', limit, '-q'], { encoding: 'utf8', maxBuffer: 1 << 24 }).stdout || '')
+        .split('\n').map((l) => l.trim()).filter(Boolean);
+    const top = report('dso,symbol', '0.8').slice(0, 20).map((l) => {
+        const m = /^([\d.]+)%\s+(\S+)\s+\[(.)\]\s+(.+?)(?:\s+-\s+-)?\s*$/.exec(l);
+        return m ? { pct: Number(m[1]), dso: m[2], kernel: m[3] === 'k', symbol: m[4] } : { raw: l };
+    });
+    const dsos = report('dso', '0.5').map((l) => {
+        const m = /^([\d.]+)%\s+(.+?)\s*$/.exec(l);
+        return m ? { pct: Number(m[1]), dso: m[2] } : { raw: l };
+    });
+    fs.rmSync(data, { force: true });
+    return { scenario: scen.id, kind, top, dsos, sched, rec };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Main
+
+async function main() {
+    fs.mkdirSync(RUNS_DIR, { recursive: true });
+    const before = await machineLoad(2000);
+    log(`machine load before the sitting: ${before.toFixed(2)} of ${os.cpus().length} cores busy; ` +
+        `budget ${BUDGET_S}s, runs by others over ${MAX_OTHERS} cores are repeated`);
+    const records = [];
+    for (const scen of SCENARIOS) {
+        const kinds = scen.servers.filter((k) => SERVERS.includes(k));
+        for (let rep = 0; rep < REPS; rep++) {
+            for (const kind of kinds) records.push(await attempt(scen, kind));
+        }
+        // Repeats: disturbed or failed runs, until REPS clean ones or the budget is spent. Later
+        // scenarios get their first REPS runs before any time goes to repeats here.
+        const remaining = SCENARIOS.slice(SCENARIOS.indexOf(scen) + 1);
+        const reserve = remaining.reduce((t, s) => t + estimate(s) * REPS, 0);
+        for (const kind of kinds) {
+            const mine = () => records.filter((r) => r.scenario === scen.id && r.kind === kind);
+            const good = (r) => r.ok && (!r.disturbed || scen.repeatDisturbed === false);
+            while (mine().filter(good).length < REPS && mine().length < MAX_ATTEMPTS &&
+                   elapsed() + estimate(scen) + reserve < RUN_BUDGET_S) {
+                records.push(await attempt(scen, kind));
+            }
+        }
+    }
+    const profiles = [];
+    if (PROFILE && spawnSync('perf', ['--version']).status === 0) {
+        // Where the server's time goes at its limits (connection rate, relay throughput), and in
+        // any scenario whose target was missed.
+        const { missed } = writeReport({ records, profiles, meta: meta(before), dryRun: true });
+        for (const scen of SCENARIOS) {
+            if (!scen.profile || !(scen.profile === 'always' || missed.includes(scen.id))) continue;
+            if (!scen.servers.includes('volli') || !SERVERS.includes('volli')) continue;
+            log(`profiling volli during ${scen.id}${missed.includes(scen.id) ? ' (target missed)' : ''}`);
+            profiles.push(await profile(scen, 'volli'));
+        }
+    }
+    fs.writeFileSync(path.join(OUT, 'results.json'), JSON.stringify({ meta: meta(before), records, profiles }, null, 1));
+    const { missed } = writeReport({ records, profiles, meta: meta(before), out: OUT, results: RESULTS, plots: PLOTS });
+    log(`wrote ${path.relative(ROOT, RESULTS)} and ${path.relative(ROOT, PLOTS)}/*.png` +
+        `${missed.length ? `; targets missed: ${missed.join(', ')}` : '; all targets met'}`);
+    const failed = records.filter((r) => r.error).length;
+    if (failed) log(`${failed} run(s) had errors; see RESULTS.md`);
+}
+
+// Seconds one run of a scenario takes on a quiet machine (for the repeat budget).
+function estimate(scen) {
+    const full = { idle: 75, connrate: 14, relay: 12, latency: 13, fanout: 10, discover: 8, 'discover-offline': 9 };
+    const n = scen.servers.filter((k) => SERVERS.includes(k)).length;
+    return (Q ? 0.4 : 1) * (full[scen.id] ?? 15) * (scen.id === 'idle' ? 1 : n);
+}
+
+function meta(loadBefore) {
+    const sh = (cmd, args) => (spawnSync(cmd, args, { encoding: 'utf8' }).stdout || '').trim();
+    const cpu = (fs.readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.+)/) || [])[1] || 'unknown';
+    let peerVersion = 'unknown';
+    let wsVersion = 'unknown';
+    try {
+        peerVersion = JSON.parse(fs.readFileSync(path.join(HERE, 'peers/node_modules/peer/package.json'))).version;
+        wsVersion = JSON.parse(fs.readFileSync(path.join(HERE, 'peers/node_modules/ws/package.json'))).version;
+    } catch {
+        /* reported as unknown */
+    }
+    const read = (f) => { try { return fs.readFileSync(f, 'utf8').trim(); } catch { return ''; } };
+    return {
+        date: new Date().toISOString(), command: COMMAND, quick: QUICK, reps: REPS, maxOthers: MAX_OTHERS,
+        maxStall: MAX_STALL,
+        budget: BUDGET_S, elapsed: elapsed(), loadBefore,
+        cpu, cores: os.cpus().length, kernel: os.release(), memGiB: os.totalmem() / 2 ** 30,
+        virtual: /^flags\s*:.*\bhypervisor\b/m.test(fs.readFileSync('/proc/cpuinfo', 'utf8')),
+        commit: sh('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD']),
+        dirty: sh('git', ['-C', ROOT, 'status', '--porcelain', '--untracked-files=no']) !== '',
+        volliVersion: sh(VOLLI_BIN, ['--version']), volliFlags: VOLLI_FLAGS,
+        node: process.version, peerVersion, wsVersion,
+        portRange: read('/proc/sys/net/ipv4/ip_local_port_range').split(/\s+/).map(Number),
+        nrOpen: Number(read('/proc/sys/fs/nr_open')), fileMax: Number(read('/proc/sys/fs/file-max')),
+        somaxconn: Number(read('/proc/sys/net/core/somaxconn')),
+        tcpMem: read('/proc/sys/net/ipv4/tcp_mem').split(/\s+/).map(Number),
+        fdLimit: sh('bash', ['-c', 'echo "$(ulimit -Sn) $(ulimit -Hn)"']),
+    };
+}
+
+main().catch((e) => {
+    console.error(e);
+    process.exit(1);
+});
