@@ -144,6 +144,24 @@ static int parse_trusted(vs_server_t *s, char *err, size_t errlen)
     return 0;
 }
 
+/* Logs the address a listener actually bound (the kernel picks the port for 0). */
+static void log_bound(uv_tcp_t *listener, const char *event, int port)
+{
+    struct sockaddr_storage bound;
+    int blen = sizeof bound;
+    char host[64] = "?";
+    if (uv_tcp_getsockname(listener, (struct sockaddr *)&bound, &blen) == 0) {
+        if (bound.ss_family == AF_INET6) {
+            uv_ip6_name((struct sockaddr_in6 *)&bound, host, sizeof host);
+            port = ntohs(((struct sockaddr_in6 *)&bound)->sin6_port);
+        } else {
+            uv_ip4_name((struct sockaddr_in *)&bound, host, sizeof host);
+            port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
+        }
+    }
+    VS_LOG(VS_LOG_INFO, event, "host", "%s", host, "port", "%d", port, NULL);
+}
+
 static int listen_on(vs_server_t *s, char *err, size_t errlen)
 {
     const vs_config_t *cfg = s->cfg;
@@ -167,20 +185,7 @@ static int listen_on(vs_server_t *s, char *err, size_t errlen)
                      uv_strerror(rc));
         return VS_EIO;
     }
-    struct sockaddr_storage bound;
-    int blen = sizeof bound;
-    char host[64] = "?";
-    int port = cfg->port;
-    if (uv_tcp_getsockname(&s->listener, (struct sockaddr *)&bound, &blen) == 0) {
-        if (bound.ss_family == AF_INET6) {
-            uv_ip6_name((struct sockaddr_in6 *)&bound, host, sizeof host);
-            port = ntohs(((struct sockaddr_in6 *)&bound)->sin6_port);
-        } else {
-            uv_ip4_name((struct sockaddr_in *)&bound, host, sizeof host);
-            port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
-        }
-    }
-    VS_LOG(VS_LOG_INFO, "listening", "host", "%s", host, "port", "%d", port, NULL);
+    log_bound(&s->listener, "listening", cfg->port);
     return 0;
 }
 
@@ -210,20 +215,7 @@ static void listen_api(vs_server_t *s)
         return;
     }
     s->api_listening = 1;
-    struct sockaddr_storage bound;
-    int blen = sizeof bound;
-    char host[64] = "?";
-    int port = cfg->api_port;
-    if (uv_tcp_getsockname(&s->api_listener, (struct sockaddr *)&bound, &blen) == 0) {
-        if (bound.ss_family == AF_INET6) {
-            uv_ip6_name((struct sockaddr_in6 *)&bound, host, sizeof host);
-            port = ntohs(((struct sockaddr_in6 *)&bound)->sin6_port);
-        } else {
-            uv_ip4_name((struct sockaddr_in *)&bound, host, sizeof host);
-            port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
-        }
-    }
-    VS_LOG(VS_LOG_INFO, "api_listening", "host", "%s", host, "port", "%d", port, NULL);
+    log_bound(&s->api_listener, "api_listening", cfg->api_port);
 }
 
 vs_server_t *vs_server_new(const vs_config_t *cfg, char *err, size_t errlen, int *exit_code)

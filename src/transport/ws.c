@@ -3,6 +3,7 @@
  * compiles this file and must not abort. */
 #include "transport/ws.h"
 
+#include "common/base64.h"
 #include "common/error.h"
 
 #include <openssl/evp.h>
@@ -586,34 +587,15 @@ size_t vs_ws_close_payload(uint8_t *out, uint16_t code, const char *reason)
     return 2 + n;
 }
 
-static int base64_value(char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
 int vs_ws_accept_key(const char *key, size_t key_len, char out[29])
 {
     static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
     out[0] = '\0';
-    /* 16 bytes are 22 base64 digits and "=="; the last digit carries only 2 bits. */
-    if (!key || key_len != 24 || key[22] != '=' || key[23] != '=')
-        return VS_EINVAL;
-    for (size_t i = 0; i < 22; i++) {
-        if (base64_value(key[i]) < 0)
-            return VS_EINVAL;
-    }
-    if (base64_value(key[21]) & 0x0F)
+    /* The key must be the canonical base64 of 16 bytes (the strict decoder refuses leftover
+     * bits, missing or extra padding). */
+    uint8_t raw[16];
+    if (!key || key_len != 24 || vs_base64_decode(key, key_len, raw, sizeof raw) != 16)
         return VS_EINVAL;
 
     uint8_t buf[24 + sizeof guid - 1];
