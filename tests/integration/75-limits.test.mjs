@@ -11,7 +11,7 @@ import WebSocket from 'ws';
 import { Client, closeAllClients, connectAs, makeIdentity, signRegister } from './lib/client.mjs';
 import { fetchMetrics, sampleValue } from './lib/http.mjs';
 import { startServer, stopAll } from './lib/server.mjs';
-import { scaled, sleep, uid, withTimeout } from './lib/util.mjs';
+import { SANITIZED, scaled, sleep, uid, withTimeout } from './lib/util.mjs';
 
 after(async () => {
     closeAllClients();
@@ -285,4 +285,40 @@ test('50 pairs keep relaying while 50 connections flood', async () => {
         a.terminate();
         b.terminate();
     }
+});
+
+describe('knobs without a rate', () => {
+    test('max-batch caps the ids of one discover or subscribe', async () => {
+        const srv = await startServer({ args: ['--max-batch', '3'] });
+        const c = await connectAs(srv.port, uid('batch'));
+        c.send({ type: 'discover', userIds: ['a', 'b', 'c'], id: 'ok' });
+        assert.equal((await c.recvType('discover')).users.length, 3);
+        c.send({ type: 'discover', userIds: ['a', 'b', 'c', 'd'], id: 'big' });
+        await c.expectError('bad_request', { id: 'big' });
+        c.send({ type: 'subscribe', userIds: ['a', 'b', 'c', 'd'], id: 'sbig' });
+        await c.expectError('bad_request', { id: 'sbig' });
+        await c.close();
+    });
+
+    test('shutdown-timeout bounds how long SIGTERM waits for a silent peer', async () => {
+        const srv = await startServer({ args: ['--shutdown-timeout', '0.3'] });
+        // A raw client that upgrades and then never answers the close frame nor closes its side.
+        const raw = await withTimeout(new Promise((resolve, reject) => {
+            const sock = net.connect({ port: srv.port, host: '127.0.0.1', allowHalfOpen: true },
+                                     () => sock.write('GET / HTTP/1.1\r\nHost: x\r\n' +
+                                                      'Upgrade: websocket\r\nConnection: Upgrade\r\n' +
+                                                      'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n' +
+                                                      'Sec-WebSocket-Version: 13\r\n\r\n'));
+            sock.once('data', (d) => (String(d).startsWith('HTTP/1.1 101') ? resolve(sock)
+                                                                           : reject(new Error(String(d)))));
+            sock.on('error', () => {});
+        }), scaled(3000), 'a raw upgrade');
+        const t0 = Date.now();
+        const info = await srv.stop('SIGTERM');
+        const took = Date.now() - t0;
+        assert.equal(info.code, 0);
+        // Without the knob the 2 s close-handshake sweep would be what ends it.
+        if (!SANITIZED) assert.ok(took < 1500, `exit took ${took} ms`);
+        raw.destroy();
+    });
 });
