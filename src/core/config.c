@@ -6,6 +6,7 @@
 #include "common/alloc.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "common/url.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -51,7 +52,33 @@ struct knob {
     const char *arg;             /* metavariable in --help; NULL: derived from the type */
     const char *help;            /* one line for --help */
     bool hidden;                 /* a test knob: left out of --help */
+    bool secret;                 /* never quoted back in a message */
+    /* strings: NULL if text is acceptable, else what is wrong with it */
+    const char *(*check)(const char *text);
 };
+
+static const char *check_redis_url(const char *t)
+{
+    return vs_url_parse(t, VS_URL_REDIS, NULL) == 0 ? NULL
+           : strncmp(t, "redis://", 8) != 0
+               ? "must be redis://[:password@]host:port[/db]"
+               : "is not a valid redis://[:password@]host[:port][/db] URL";
+}
+
+static const char *check_database_url(const char *t)
+{
+    return vs_url_parse(t, VS_URL_POSTGRES, NULL) == 0
+               ? NULL
+               : "must be a postgres:// or postgresql:// URL (postgres://user:pw@host:port/db)";
+}
+
+static const char *check_node_id(const char *t)
+{
+    size_t n = strlen(t);
+    if (n > 64 || strspn(t, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") != n)
+        return "must be 1 to 64 characters of [A-Za-z0-9_.-]";
+    return NULL;
+}
 
 static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
 static const char *const log_formats[] = {"text", "json", NULL};
@@ -160,6 +187,30 @@ static const struct knob knobs[] = {
      .min = -1, .max = 65535, .arg = "PORT",
      .help = "TCP port of the HTTP API (/volly/sessions/stats, /metrics); 0: the kernel picks "
              "one; -1: no API listener"},
+    {.name = "redis", TYPED(OPT_STRING, redis), .env = "VOLLI_REDIS", .arg = "URL",
+     .check = check_redis_url, .secret = true,
+     .help = "cluster mode: redis://[:password@]host:port[/db] for presence and the message bus "
+             "between nodes (needs --database)"},
+    {.name = "redis-password", TYPED(OPT_STRING, redis_password), .env = "REDIS_PASSWORD",
+     .arg = "TEXT", .secret = true, .help = "Redis password (instead of the one in the URL)"},
+    {.name = "database", TYPED(OPT_STRING, database), .env = "VOLLI_DATABASE", .arg = "URL",
+     .check = check_database_url, .secret = true,
+     .help = "postgres://user:password@host:port/db for the durable directory (default: SQLite "
+             "in data-dir)"},
+    {.name = "node-id", TYPED(OPT_STRING, node_id), .env = "VOLLI_NODE_ID", .arg = "NAME",
+     .check = check_node_id, .help = "this node's name in a cluster (default: random at start)"},
+    {.name = "cluster-heartbeat", TYPED(OPT_SECONDS, cluster_heartbeat),
+     .env = "VOLLI_CLUSTER_HEARTBEAT", .def = "1", .min = 0.05, .max = 60,
+     .help = "how often a node tells the cluster it is alive"},
+    {.name = "cluster-node-timeout", TYPED(OPT_SECONDS, cluster_node_timeout),
+     .env = "VOLLI_CLUSTER_NODE_TIMEOUT", .def = "3", .min = 0.2, .max = 600,
+     .help = "a node silent this long is dead: its users are shown offline"},
+    {.name = "redis-timeout", TYPED(OPT_SECONDS, redis_timeout), .env = "VOLLI_REDIS_TIMEOUT",
+     .def = "2", .min = 0.05, .max = 60,
+     .help = "a Redis reply later than this marks Redis unreachable (/healthz 503)"},
+    {.name = "drain-timeout", TYPED(OPT_SECONDS, drain_timeout), .env = "VOLLI_DRAIN_TIMEOUT",
+     .def = "2", .min = 0, .max = 600,
+     .help = "after SIGTERM's reconnect notice, how long clients get to move before the close"},
 };
 // clang-format on
 
@@ -357,6 +408,12 @@ static int set_text(vs_config_t *cfg, const struct knob *k, const char *where, c
     case OPT_STRING: {
         if (*text == '\0')
             return usage_error(err, errlen, "%s: must not be empty", where);
+        const char *bad = k->check ? k->check(text) : NULL;
+        if (bad && k->secret)
+            return usage_error(err, errlen, "%s: %s", where, bad);
+        if (bad)
+            return usage_error(err, errlen, "%s: \"%s\" %s", where, shown(buf, text, SIZE_MAX),
+                               bad);
         char **p = field(cfg, k);
         free(*p);
         *p = vs_strdup(text);

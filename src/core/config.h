@@ -57,6 +57,21 @@ typedef struct vs_config {
                                 rekey_required to the 4401 close */
     char *api_host;          /* "api-host", VOLLI_API_HOST, default "127.0.0.1" */
     int api_port;            /* "api-port", VOLLI_API_PORT, 7881, -1..65535 (-1: no listener) */
+    char *redis;             /* "redis", VOLLI_REDIS, default NULL: redis://[:pw@]host:port[/db]
+                                turns on cluster mode */
+    char *redis_password;    /* "redis-password", REDIS_PASSWORD, default NULL (overrides the
+                                URL's) */
+    char *database;          /* "database", VOLLI_DATABASE, default NULL (SQLite in data-dir):
+                                postgres://... or postgresql://... */
+    char *node_id;           /* "node-id", VOLLI_NODE_ID, default NULL (random at start):
+                                1..64 of [A-Za-z0-9_.-] */
+    double cluster_heartbeat; /* "cluster-heartbeat", seconds, 1, 0.05..60 */
+    double cluster_node_timeout; /* "cluster-node-timeout", seconds, 3, 0.2..600: a node silent
+                                this long is dead and its users offline */
+    double redis_timeout;    /* "redis-timeout", seconds, 2, 0.05..60: a Redis reply later than
+                                this marks Redis unreachable */
+    double drain_timeout;    /* "drain-timeout", seconds, 2, 0..600: after SIGTERM's reconnect
+                                notice, how long clients get to move before the 1001 close */
 } vs_config_t;
 
 /* The post-quantum key exchanges, in the order of the pq-algorithm choices. */
