@@ -1,6 +1,7 @@
 /* register.c: the register request. A new key binding is made durable by a group commit: the
  * registers that arrive in one loop turn are written in one transaction on a worker thread,
  * and `registered` is sent only after it committed. Re-registering a known key needs no write. */
+#include "cluster/cluster.h"
 #include "common/alloc.h"
 #include "common/base64.h"
 #include "common/error.h"
@@ -40,6 +41,8 @@ void vs_register_online(const vs_req_t *rq, const char *uid, const uint8_t *key,
                        NULL);
         vs_conn_close(old, 4000, "replaced");
     }
+    if (s->cluster && c->user)
+        vs_cluster_user_online(s->cluster, c, uid, key);
     VS_LOG(VS_LOG_DEBUG, "registered", "user", "%s", uid, NULL);
     vs_buf_t *b = &s->scratch;
     b->len = 0;
@@ -139,7 +142,7 @@ void vs_register_handle(const vs_req_t *rq, json_t *root)
     uint8_t bound[32];
     int known = 0;
     vs_user_t *u = vs_directory_find(s->dir, uid, strlen(uid));
-    if (u && u->conn && u->has_key) {
+    if (vs_user_online(u) && u->has_key) {
         memcpy(bound, u->key, 32);
         known = 1;
     } else {

@@ -1,5 +1,6 @@
 #include "core/server_impl.h"
 
+#include "cluster/cluster.h"
 #include "common/alloc.h"
 #include "common/base64.h"
 #include "common/error.h"
@@ -7,6 +8,7 @@
 #include "core/pq.h"
 #include "core/session.h"
 #include "crypto/pqkx.h"
+#include "storage/store_pg.h"
 
 #include <errno.h>
 #include <openssl/crypto.h>
@@ -28,8 +30,12 @@ static void on_flush_check(uv_check_t *h)
 {
     vs_server_t *s = h->data;
     vs_register_submit(s);
+    if (s->cluster)
+        vs_cluster_flush(s->cluster);
     vs_conn_flush_all(s);
 }
+
+static void close_all(vs_server_t *s);
 
 static void on_ping_timer(uv_timer_t *t)
 {
@@ -45,6 +51,11 @@ static void on_sweep_timer(uv_timer_t *t)
                    vs_server_now(s));
     if (!s->shutting_down)
         return;
+    if (s->draining) {
+        if (s->active.n > 0 && vs_server_now(s) < s->drain_deadline)
+            return;
+        close_all(s);
+    }
     int idle = s->active.n == 0 && s->pending.n == 0 && !s->regq.busy && !s->regq.head;
     if (idle || vs_server_now(s) >= s->shutdown_deadline) {
         if (!idle)
@@ -60,17 +71,12 @@ static void on_sweep_timer(uv_timer_t *t)
     }
 }
 
-static void begin_shutdown(vs_server_t *s, const char *why)
+/* The end of the drain: this node leaves the cluster and closes what is still open. */
+static void close_all(vs_server_t *s)
 {
-    if (s->shutting_down)
-        return;
-    s->shutting_down = 1;
-    VS_LOG(VS_LOG_INFO, "shutting_down", "signal", "%s", why, "connections", "%zu",
-           s->active.n + s->pending.n, NULL);
-    uv_close((uv_handle_t *)&s->listener, NULL);
-    if (s->api_listening)
-        uv_close((uv_handle_t *)&s->api_listener, NULL);
-    uv_timer_stop(&s->ping_timer);
+    s->draining = 0;
+    if (s->cluster)
+        vs_cluster_leave(s->cluster);
     s->shutdown_deadline = vs_server_now(s) + (uint64_t)(s->cfg->shutdown_timeout * 1000.0);
     for (vs_conn_t *c = s->active.head, *next; c; c = next) {
         next = c->next;
@@ -78,9 +84,33 @@ static void begin_shutdown(vs_server_t *s, const char *why)
             continue;
         vs_conn_close(c, VS_WS_CLOSE_GOING_AWAY, "server shutting down");
     }
+}
+
+/* SIGTERM: no new connections; the clients are told to move to another server
+ * ({"type":"reconnect","reason":"draining"}) and get drain-timeout to do so; then the rest is
+ * closed with 1001. */
+static void begin_shutdown(vs_server_t *s, const char *why)
+{
+    if (s->shutting_down)
+        return;
+    s->shutting_down = 1;
+    VS_LOG(VS_LOG_INFO, "shutting_down", "signal", "%s", why, "connections", "%zu",
+           s->active.n + s->pending.n, "drain_seconds", "%.3f", s->cfg->drain_timeout, NULL);
+    uv_close((uv_handle_t *)&s->listener, NULL);
+    if (s->api_listening)
+        uv_close((uv_handle_t *)&s->api_listener, NULL);
+    uv_timer_stop(&s->ping_timer);
     for (vs_conn_t *c = s->pending.head; c; c = c->next)
         if (c->state == VS_CONN_HTTP)
             vs_conn_doom(c);
+    static const char notice[] = "{\"type\":\"reconnect\",\"reason\":\"draining\"}";
+    for (vs_conn_t *c = s->active.head; c; c = c->next)
+        if (c->state == VS_CONN_WS && !(c->flags & VS_CONN_DOOMED))
+            vs_conn_send_text(c, notice, sizeof notice - 1);
+    s->drain_deadline = vs_server_now(s) + (uint64_t)(s->cfg->drain_timeout * 1000.0);
+    s->draining = 1;
+    if (s->active.n == 0 || s->cfg->drain_timeout <= 0)
+        close_all(s);
     /* Check often now, so the process exits as soon as the last close handshake is done. */
     uv_timer_start(&s->sweep_timer, on_sweep_timer, 20, 20);
 }
@@ -222,6 +252,7 @@ vs_server_t *vs_server_new(const vs_config_t *cfg, char *err, size_t errlen, int
 {
     *exit_code = 1;
     vs_server_t *s = vs_calloc(1, sizeof *s);
+    int rc;
     s->cfg = cfg;
     struct timeval tv;
     gettimeofday(&tv, NULL);
@@ -243,12 +274,27 @@ vs_server_t *vs_server_new(const vs_config_t *cfg, char *err, size_t errlen, int
                "warning", "%s", "DEVELOPMENT MODE: access tokens signed with the public "
                "development key pair are accepted; never run --dev in production",
                "api_key", "%s", VS_TOKEN_DEV_KEY, NULL);
-    if (vs_store_sqlite_open(cfg->data_dir, &s->store, err, errlen) != 0) {
+    if (cfg->redis && !cfg->database) {
+        snprintf(err, errlen, "--redis needs --database postgres://...: the nodes of a cluster "
+                              "must share one durable directory");
+        *exit_code = 2;
+        vs_token_keys_deinit(&s->keys);
         uv_loop_close(&s->loop);
         free(s);
         return NULL;
     }
-    int rc = vs_store_count_users(&s->store, &s->registered_users);
+    /* With PostgreSQL the data directory still holds the server's identity key. */
+    rc = cfg->database ? vs_store_prepare_dir(cfg->data_dir, err, errlen) : 0;
+    if (rc == 0)
+        rc = cfg->database ? vs_store_pg_open(cfg->database, &s->store, err, errlen)
+                           : vs_store_sqlite_open(cfg->data_dir, &s->store, err, errlen);
+    if (rc != 0) {
+        vs_token_keys_deinit(&s->keys);
+        uv_loop_close(&s->loop);
+        free(s);
+        return NULL;
+    }
+    rc = vs_store_count_users(&s->store, &s->registered_users);
     if (rc != 0) {
         snprintf(err, errlen, "cannot read the store in %s: %s", cfg->data_dir, vs_strerror(rc));
         goto fail_store;
@@ -263,6 +309,10 @@ vs_server_t *vs_server_new(const vs_config_t *cfg, char *err, size_t errlen, int
         goto fail_store;
     }
     vs_base64_encode(server_pub, sizeof server_pub, s->server_key_b64);
+    if (cfg->redis && vs_cluster_new(s, &s->cluster, err, errlen) != 0) {
+        *exit_code = 2;
+        goto fail_store;
+    }
     /* Signals are caught before "listening" is logged: a supervisor may stop us at once. */
     uv_signal_init(&s->loop, &s->sigterm);
     uv_signal_init(&s->loop, &s->sigint);
@@ -309,6 +359,7 @@ vs_server_t *vs_server_new(const vs_config_t *cfg, char *err, size_t errlen, int
     return s;
 
 fail_store:
+    vs_cluster_free(s->cluster);
     vs_pq_signer_free(s->signer);
     vs_token_keys_deinit(&s->keys);
     vs_store_close(&s->store);
@@ -327,6 +378,12 @@ static void close_handle(uv_handle_t *h, void *arg)
 int vs_server_run(vs_server_t *s)
 {
     uv_run(&s->loop, UV_RUN_DEFAULT);
+    /* The leave (and the last records) reach Redis before the connections drop. */
+    uint64_t until = uv_now(&s->loop) + 500;
+    while (s->cluster && vs_cluster_busy(s->cluster) && uv_now(&s->loop) < until)
+        uv_run(&s->loop, UV_RUN_ONCE);
+    vs_cluster_free(s->cluster);
+    s->cluster = NULL;
     /* Finish the store batch in flight and anything queued behind it: every binding a client
      * was told about is already durable; these complete the rest before exit. */
     while (s->regq.busy || s->regq.head) {
@@ -344,6 +401,7 @@ void vs_server_free(vs_server_t *s)
 {
     if (!s)
         return;
+    vs_cluster_free(s->cluster);
     vs_rooms_free(s->rooms);
     vs_directory_free(s->dir);
     vs_ip_table_free(s->ips);

@@ -62,7 +62,10 @@ struct vs_server {
     vs_pq_signer_t *signer; /* the Ed25519 identity (data-dir/server.key), owned */
     char server_key_b64[48]; /* its public key, standard base64 */
     uint64_t pq_active, pq_total, pq_expired; /* post-quantum sessions, see core/pq.h */
+    struct vs_cluster *cluster; /* cluster mode (--redis), owned; NULL on a single node */
     int shutting_down;
+    int draining;           /* SIGTERM: clients were told to move; closing at drain_deadline */
+    uint64_t drain_deadline;
     uint64_t shutdown_deadline;
     double start_time;
 };

@@ -1,5 +1,7 @@
 #include "core/session.h"
 
+#include "cluster/cluster.h"
+#include "common/alloc.h"
 #include "common/base64.h"
 #include "common/error.h"
 #include "common/log.h"
@@ -8,6 +10,8 @@
 #include "protocol/envelope.h"
 #include "protocol/userid.h"
 
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define MAX_ID_CHARS 64
@@ -148,6 +152,36 @@ static int forward(vs_conn_t *c, vs_conn_t *dst, const vs_envelope_t *env, const
     return dst->flags & VS_CONN_DOOMED ? -1 : 0;
 }
 
+/* The sender's object with "from" spliced in, into scratch (borrowed until the next use). */
+static const char *spliced(vs_conn_t *c, const vs_envelope_t *env, const char *data, size_t len,
+                           size_t *out_len)
+{
+    size_t need = vs_envelope_splice_size(env, len, c->user->idlen);
+    vs_buf_t *b = &c->srv->scratch;
+    b->len = 0;
+    char *w = vs_buf_reserve(b, need);
+    vs_envelope_splice_from(data, len, env, c->user->id, c->user->idlen, w, need);
+    *out_len = need;
+    return w;
+}
+
+/* To a user online on another node: one record in that node's batch. */
+static int relay_remote(vs_req_t *rq, const vs_envelope_t *env, const char *data, size_t len,
+                        const vs_user_t *u)
+{
+    vs_conn_t *c = rq->c;
+    size_t n;
+    const char *frame = spliced(c, env, data, len, &n);
+    if (vs_cluster_relay(c->srv->cluster, u->rnode, u->id, c->user->id, rq->id, rq->id_len, frame,
+                         n) != 0) {
+        vs_reply_error(rq, VS_WERR_UNAVAILABLE,
+                       "the recipient is on another node and the cluster bus is unavailable",
+                       u->id);
+        return -1;
+    }
+    return 0;
+}
+
 static void relay(vs_req_t *rq, const vs_envelope_t *env, const char *data, size_t len)
 {
     vs_conn_t *c = rq->c;
@@ -180,7 +214,10 @@ static void relay(vs_req_t *rq, const vs_envelope_t *env, const char *data, size
     }
     vs_user_t *u = vs_directory_find(s->dir, to, strlen(to));
     vs_conn_t *dst = u ? u->conn : NULL;
-    if (!dst || forward(c, dst, env, data, len) != 0) {
+    if (!dst && u && u->rnode && s->cluster) {
+        if (relay_remote(rq, env, data, len, u) != 0)
+            return;
+    } else if (!dst || forward(c, dst, env, data, len) != 0) {
         vs_reply_error(rq, VS_WERR_PEER_OFFLINE, "the recipient is not online", to);
         return;
     }
@@ -195,14 +232,14 @@ static void append_user(vs_server_t *s, vs_buf_t *b, const char *id)
     vs_user_t *u = vs_directory_find(s->dir, id, strlen(id));
     uint8_t key[32];
     int have = 0;
-    if (u && u->conn && u->has_key) {
+    if (vs_user_online(u) && u->has_key) {
         memcpy(key, u->key, 32);
         have = 1;
     } else {
         have = vs_store_get_key(&s->store, id, key) == 0;
     }
     vs_buf_printf(b, "\"userId\":\"%s\",\"online\":%s,\"publicKey\":", id,
-                  u && u->conn ? "true" : "false");
+                  vs_user_online(u) ? "true" : "false");
     if (have) {
         char k64[48];
         vs_base64_encode(key, 32, k64);
@@ -325,7 +362,7 @@ static void subscribe(const vs_req_t *rq, json_t *root, int on)
         }
         vs_user_t *u = vs_directory_subscribe(s->dir, &c->watch, ids[i], l);
         char frame[VS_PRESENCE_MAX];
-        size_t fl = vs_presence_frame(frame, u->id, u->conn != NULL, rq->id, rq->id_len);
+        size_t fl = vs_presence_frame(frame, u->id, vs_user_online(u), rq->id, rq->id_len);
         vs_conn_send_text(c, frame, fl);
     }
     vs_metrics_observe(&s->metrics, rq->type, since(rq->t0));
@@ -364,6 +401,47 @@ static void reply_joined(const vs_req_t *rq, const vs_room_t *room)
     vs_reply_finish(rq, b);
 }
 
+/* A join waiting for the cluster: the request, kept until the answer. */
+typedef struct join_wait {
+    vs_msg_type_t type;
+    uint64_t t0;
+    size_t id_len;
+    char id[]; /* raw request id, or empty */
+} join_wait_t;
+
+static void on_cluster_joined(vs_conn_t *c, int rc, const char *members, size_t members_len,
+                              void *ud)
+{
+    join_wait_t *w = ud;
+    vs_req_t rq = {c, w->type, w->id_len ? w->id : NULL, w->id_len, w->t0};
+    vs_server_t *s = c ? c->srv : NULL;
+    vs_room_t *room = NULL;
+    if (!c) {
+        /* gone meanwhile */
+    } else if (rc == VS_ETOOBIG) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "the room has the maximum of %d participants",
+                 s->cfg->max_room_participants);
+        vs_reply_error(&rq, VS_WERR_ROOM_FULL, msg, NULL);
+    } else if (rc != 0 || !c->user) {
+        vs_reply_error(&rq, VS_WERR_UNAVAILABLE, "the cluster is unavailable; try again", NULL);
+    } else {
+        const char *name = w->id + w->id_len + 1;
+        int jr = vs_rooms_join(s->rooms, &c->rooms, c, c->user->id, name, strlen(name),
+                               c->token && c->token->hidden, UINT32_MAX, &room);
+        if (jr != 0 && jr != VS_EEXISTS) {
+            vs_reply_error(&rq, VS_WERR_INTERNAL, "the room could not be joined", NULL);
+        } else {
+            vs_buf_t *b = &s->scratch;
+            b->len = 0;
+            vs_buf_printf(b, "{\"type\":\"joined\",\"room\":\"%s\",\"participants\":[%.*s]",
+                          room->name, (int)members_len, members);
+            vs_reply_finish(&rq, b);
+        }
+    }
+    free(w);
+}
+
 static void join_room(const vs_req_t *rq, const char *name, size_t len)
 {
     vs_conn_t *c = rq->c;
@@ -382,6 +460,23 @@ static void join_room(const vs_req_t *rq, const char *name, size_t len)
         char msg[96];
         snprintf(msg, sizeof msg, "at most %d rooms per connection", s->cfg->max_rooms_per_conn);
         vs_reply_error(rq, VS_WERR_LIMIT_EXCEEDED, msg, NULL);
+        return;
+    }
+    if (s->cluster) {
+        join_wait_t *w = vs_malloc(sizeof *w + rq->id_len + 1 + len + 1);
+        w->type = rq->type;
+        w->t0 = rq->t0;
+        w->id_len = rq->id_len;
+        if (rq->id_len)
+            memcpy(w->id, rq->id, rq->id_len);
+        w->id[rq->id_len] = '\0';
+        memcpy(w->id + rq->id_len + 1, name, len);
+        w->id[rq->id_len + 1 + len] = '\0';
+        if (vs_cluster_room_join(s->cluster, c, name, len, t && t->hidden, on_cluster_joined,
+                                 w) != 0) {
+            free(w);
+            vs_reply_error(rq, VS_WERR_UNAVAILABLE, "the cluster is unavailable; try again", NULL);
+        }
         return;
     }
     int rc = vs_rooms_join(s->rooms, &c->rooms, c, c->user->id, name, len, t && t->hidden,
@@ -410,6 +505,8 @@ static void leave_room(const vs_req_t *rq, json_t *root)
         vs_reply_error(rq, VS_WERR_NOT_IN_ROOM, "this connection is not in the room", NULL);
         return;
     }
+    if (rq->c->srv->cluster)
+        vs_cluster_room_left(rq->c->srv->cluster, rq->c, name, len);
     vs_buf_t *b = &rq->c->srv->scratch;
     b->len = 0;
     vs_buf_printf(b, "{\"type\":\"left\",\"room\":\"%.*s\"", (int)len, name);
@@ -443,6 +540,16 @@ static void room_message(vs_req_t *rq, const vs_envelope_t *env, const char *dat
     if (!room || !vs_rooms_membership(&c->rooms, room)) {
         vs_reply_error(rq, VS_WERR_NOT_IN_ROOM, "join the room before sending to it", NULL);
         goto out;
+    }
+    if (s->cluster) {
+        size_t n;
+        const char *frame = spliced(c, env, data, len, &n);
+        if (vs_cluster_room_message(s->cluster, name, nlen, c->user->id, frame, n) != 0) {
+            vs_reply_error(rq, VS_WERR_UNAVAILABLE,
+                           "the cluster bus is unavailable: the room's other nodes were not "
+                           "reached",
+                           NULL);
+        }
     }
     for (vs_member_t *m = room->members; m; m = m->r_next)
         if (m->conn != c)

@@ -80,7 +80,7 @@ static vs_user_t *find_or_add(vs_directory_t *d, const char *id, size_t len)
 /* Drops an entry nobody needs any more: offline and unwatched. */
 static void maybe_gc(vs_directory_t *d, vs_user_t *u)
 {
-    if (u->conn || u->watchers)
+    if (u->conn || u->rnode || u->watchers)
         return;
     vs_map_del(d->users, u->id, u->idlen);
     free(u);
@@ -105,7 +105,7 @@ static void notify(vs_directory_t *d, vs_user_t *u)
     if (!u->watchers)
         return;
     char frame[VS_PRESENCE_MAX];
-    size_t n = vs_presence_frame(frame, u->id, u->conn != NULL, NULL, 0);
+    size_t n = vs_presence_frame(frame, u->id, vs_user_online(u), NULL, 0);
     for (vs_sub_t *s = u->watchers; s; s = s->t_next)
         d->send(s->watcher->conn, frame, n, d->ud);
 }
@@ -129,8 +129,59 @@ vs_user_t *vs_directory_set_online(vs_directory_t *d, const char *id, size_t len
     }
     u->conn = conn;
     d->online++;
+    if (u->rnode) {
+        u->rnode = 0; /* moved here from another node: no flicker */
+        return u;
+    }
     notify(d, u);
     return u;
+}
+
+vs_user_t *vs_directory_set_remote(vs_directory_t *d, const char *id, size_t len, uint16_t node,
+                                   const uint8_t key[32], void **replaced)
+{
+    vs_user_t *u = find_or_add(d, id, len);
+    *replaced = NULL;
+    int was = u->conn != NULL || u->rnode != 0;
+    u->has_key = key != NULL;
+    if (key)
+        memcpy(u->key, key, 32);
+    if (u->conn) {
+        *replaced = u->conn;
+        u->conn = NULL;
+        d->online--;
+    }
+    u->rnode = node;
+    if (!was)
+        notify(d, u);
+    return u;
+}
+
+void vs_directory_clear_remote(vs_directory_t *d, vs_user_t *u, uint16_t node)
+{
+    if (u->rnode != node || node == 0)
+        return;
+    u->rnode = 0;
+    if (!u->conn)
+        notify(d, u);
+    maybe_gc(d, u);
+}
+
+struct each_ctx {
+    void (*fn)(vs_user_t *, void *);
+    void *ud;
+};
+
+static void each_cb(void *val, void *ud)
+{
+    struct each_ctx *e = ud;
+    e->fn(val, e->ud);
+}
+
+void vs_directory_each(vs_directory_t *d, void (*fn)(vs_user_t *user, void *ud), void *ud)
+{
+    struct each_ctx e = {fn, ud};
+    vs_map_each(d->users, each_cb, &e);
 }
 
 void vs_directory_set_offline(vs_directory_t *d, vs_user_t *u, void *conn)
@@ -139,7 +190,8 @@ void vs_directory_set_offline(vs_directory_t *d, vs_user_t *u, void *conn)
         return;
     u->conn = NULL;
     d->online--;
-    notify(d, u);
+    if (!u->rnode)
+        notify(d, u);
     maybe_gc(d, u);
 }
 

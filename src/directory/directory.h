@@ -16,9 +16,11 @@ typedef struct vs_sub vs_sub_t;
 typedef struct vs_user {
     void *conn;      /* the connection it is online on, or NULL */
     vs_sub_t *watchers;
+    uint16_t rnode;  /* cluster mode: the other node it is online on (an index of the cluster
+                        module's node table), or 0; never set together with conn */
     uint32_t nwatchers;
     uint8_t key[32]; /* the bound key, valid while online and has_key */
-    uint8_t has_key; /* online through a register (not an access token) */
+    uint8_t has_key; /* online (here or on rnode) through a register, not an access token */
     uint8_t idlen;
     char id[];       /* folded user id, NUL-terminated */
 } vs_user_t;
@@ -49,6 +51,24 @@ vs_user_t *vs_directory_set_online(vs_directory_t *d, const char *id, size_t len
 /* Marks user offline if it is online on conn (a replaced connection changes nothing);
  * watchers are told. The entry may be freed: do not use user afterwards. */
 void vs_directory_set_offline(vs_directory_t *d, vs_user_t *user, void *conn);
+
+/* Whether the user is online anywhere: on a connection here or on another node. */
+static inline int vs_user_online(const vs_user_t *u)
+{
+    return u && (u->conn || u->rnode);
+}
+
+/* Cluster mode: id is online on the other node `node` (> 0), with key (borrowed; NULL: by an
+ * access token). If it was online on a connection here, that connection is returned in
+ * *replaced (the caller closes it as replaced) and, as when it was online on another node
+ * already, watchers see no change; otherwise they are told it came online. Returns the entry. */
+vs_user_t *vs_directory_set_remote(vs_directory_t *d, const char *id, size_t len, uint16_t node,
+                                   const uint8_t key[32], void **replaced);
+/* Cluster mode: user is no longer online on node (if that is where it was); watchers are told
+ * unless it is online here. The entry may be freed: do not use user afterwards. */
+void vs_directory_clear_remote(vs_directory_t *d, vs_user_t *user, uint16_t node);
+/* Calls fn for every entry; fn must not add or remove entries (collect, then act). */
+void vs_directory_each(vs_directory_t *d, void (*fn)(vs_user_t *user, void *ud), void *ud);
 
 /* Subscribes w to id; returns the entry (borrowed) so the caller can report its presence.
  * Subscribing twice is a no-op. */

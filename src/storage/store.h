@@ -56,6 +56,11 @@ typedef struct vs_store {
  * is too new). May block for a few seconds while another process holds a lock. */
 int vs_store_sqlite_open(const char *dir, vs_store_t *out, char *err, size_t errlen);
 
+/* Creates the data directory DIR (and missing parents, mode 0700, synced) if needed and checks
+ * that it is a writable directory; vs_store_sqlite_open does this itself. dir, err: borrowed.
+ * Returns 0 or VS_EIO with err filled. */
+int vs_store_prepare_dir(const char *dir, char *err, size_t errlen);
+
 /* The file name of the SQLite database inside the data directory. */
 #define VS_STORE_SQLITE_FILE "volli.db"
 

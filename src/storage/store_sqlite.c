@@ -10,6 +10,7 @@
 #include "common/alloc.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "storage/schema.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -34,29 +35,8 @@
 /* The WAL is reused after each checkpoint; this caps what it keeps on disk after a burst. */
 #define WAL_SIZE_LIMIT (64 * 1024 * 1024)
 
-/* Schema migrations, applied in order; MIGRATIONS[i] takes the schema from version i to i + 1.
- * Never edit a released step: append a new one. */
-static const char *const MIGRATIONS[] = {
-    /* 1: users, and a trigger-maintained count so count_users (loop thread) is O(1). */
-    "CREATE TABLE users ("
-    "  user_id TEXT PRIMARY KEY NOT NULL CHECK (length(user_id) BETWEEN 1 AND 128),"
-    "  public_key BLOB NOT NULL CHECK (typeof(public_key) = 'blob' AND length(public_key) = 32),"
-    "  created_at INTEGER NOT NULL"
-    ") WITHOUT ROWID;"
-    "CREATE TABLE counters ("
-    "  name TEXT PRIMARY KEY NOT NULL,"
-    "  value INTEGER NOT NULL"
-    ") WITHOUT ROWID;"
-    "INSERT INTO counters (name, value) VALUES ('users', 0);"
-    "CREATE TRIGGER users_count_insert AFTER INSERT ON users BEGIN"
-    "  UPDATE counters SET value = value + 1 WHERE name = 'users';"
-    "END;"
-    "CREATE TRIGGER users_count_delete AFTER DELETE ON users BEGIN"
-    "  UPDATE counters SET value = value - 1 WHERE name = 'users';"
-    "END;",
-};
-
-#define SCHEMA_VERSION ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))
+/* The steps themselves live in schema.c, shared with store_pg.c. */
+#define SCHEMA_VERSION vs_schema_version()
 
 typedef struct sqlite_store {
     sqlite3 *rdb; /* loop thread */
@@ -180,7 +160,7 @@ static int make_dirs(const char *dir, char *err, size_t errlen)
     return rc;
 }
 
-static int prepare_dir(const char *dir, char *err, size_t errlen)
+int vs_store_prepare_dir(const char *dir, char *err, size_t errlen)
 {
     struct stat st;
 
@@ -284,7 +264,7 @@ static int migrate(sqlite3 *db, const char *path, char *err, size_t errlen)
 
     for (long long v = version; v < SCHEMA_VERSION; v++) {
         char *msg = NULL;
-        rc = sqlite3_exec(db, MIGRATIONS[v], NULL, NULL, &msg);
+        rc = sqlite3_exec(db, vs_schema_migration((int)v + 1)->sqlite, NULL, NULL, &msg);
         if (rc != SQLITE_OK) {
             set_err(err, errlen, "cannot migrate database %s to schema version %lld: %s", path,
                     v + 1, msg ? msg : sqlite3_errstr(rc));
@@ -614,7 +594,7 @@ int vs_store_sqlite_open(const char *dir, vs_store_t *out, char *err, size_t err
         return VS_ESTORE;
     }
 
-    int rc = prepare_dir(dir, err, errlen);
+    int rc = vs_store_prepare_dir(dir, err, errlen);
     if (rc)
         return rc;
 

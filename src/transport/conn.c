@@ -4,6 +4,7 @@
 #include "common/base64.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "cluster/cluster.h"
 #include "core/pq.h"
 #include "core/server_impl.h"
 #include "core/session.h"
@@ -118,6 +119,8 @@ void vs_conn_send_text(vs_conn_t *c, const char *data, size_t len)
 static void detach(vs_conn_t *c)
 {
     vs_server_t *s = c->srv;
+    if (s->cluster)
+        vs_cluster_conn_gone(s->cluster, c);
     if (c->user) {
         vs_user_t *u = c->user;
         c->user = NULL;
@@ -333,7 +336,7 @@ static int on_message(void *ud, int opcode, uint8_t *data, size_t len)
         return 0;
     if (!within_rate(c, len))
         return 0;
-    if (c->reg || c->held_len)
+    if (c->reg || c->waiting || c->held_len)
         hold(c, opcode, data, len);
     else
         dispatch(c, opcode, data, len);
@@ -388,7 +391,7 @@ static void feed_ws(vs_conn_t *c, uint8_t *data, size_t len)
     if (code == VS_WS_CLOSE_TOO_BIG)
         vs_session_error_too_large(c);
     vs_conn_close(c, code, code == VS_WS_CLOSE_TOO_BIG ? "message too large" : "protocol error");
-    if (c->reg || c->held_len) {
+    if (c->reg || c->waiting || c->held_len) {
         /* Nothing more will be read from this peer. */
         free(c->held);
         c->held = NULL;
@@ -400,7 +403,7 @@ void vs_conn_resume(vs_conn_t *c)
 {
     /* Replay what arrived behind the register, stopping if another one goes pending. */
     size_t off = 0;
-    while (off < c->held_len && !c->reg && c->state == VS_CONN_WS &&
+    while (off < c->held_len && !c->reg && !c->waiting && c->state == VS_CONN_WS &&
            !(c->flags & VS_CONN_DOOMED)) {
         int opcode = (uint8_t)c->held[off];
         uint32_t len;
@@ -419,7 +422,8 @@ void vs_conn_resume(vs_conn_t *c)
         memmove(c->held, c->held + off, c->held_len - off);
         c->held_len -= (uint32_t)off;
     }
-    if (!c->reg && (c->flags & VS_CONN_READ_HELD) && !(c->flags & VS_CONN_DOOMED)) {
+    if (!c->reg && !c->waiting && (c->flags & VS_CONN_READ_HELD) &&
+        !(c->flags & VS_CONN_DOOMED)) {
         c->flags &= (uint8_t)~VS_CONN_READ_HELD;
         uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     }
@@ -450,7 +454,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         vs_http_feed(c, (uint8_t *)buf->base, (size_t)nread);
     } else if (c->flags & VS_CONN_UPGRADED) {
         feed_ws(c, (uint8_t *)buf->base, (size_t)nread);
-        if (c->reg && !(c->flags & (VS_CONN_READ_HELD | VS_CONN_DOOMED))) {
+        if ((c->reg || c->waiting) && !(c->flags & (VS_CONN_READ_HELD | VS_CONN_DOOMED))) {
             /* Back-pressure while the store commits: what is already read waits in held. */
             c->flags |= VS_CONN_READ_HELD;
             uv_read_stop(stream);

@@ -67,7 +67,12 @@ struct vs_conn {
     vs_ip_entry_t *ip;        /* its source address's entry (connection count, register rate) */
     vs_bucket_t rate_msgs, rate_bytes, rate_lookups;
     uint32_t strikes;         /* rate-limited messages in a row */
+    uint32_t cl_serial;       /* cluster mode: this connection's registration (see cluster.h) */
+    uint64_t cl_seq;          /* its place in the cluster's order; 0 while not yet confirmed */
+    uint64_t cl_defer;        /* the newest other registration of its user seen meanwhile */
+    uint16_t cl_defer_node;   /* ...and the node it was on */
     uint8_t state, flags, pings_missed;
+    uint8_t waiting;          /* a request waits on the cluster: later frames are held */
     char nonce[23];           /* 128 random bits, base64url */
 };
 

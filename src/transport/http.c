@@ -1,5 +1,6 @@
 #include "transport/http.h"
 
+#include "cluster/cluster.h"
 #include "common/alloc.h"
 #include "common/buf.h"
 #include "common/log.h"
@@ -184,6 +185,29 @@ static void respond_json(vs_conn_t *c, int status, const char *extra, const char
     vs_conn_http_send(c, status, "application/json", extra, body, strlen(body), wants_body(c));
 }
 
+/* 200 {"status":"ok"}, or 503 with the reason while the cluster's Redis is unavailable (or
+ * while the node drains). */
+static void serve_health(vs_conn_t *c)
+{
+    vs_server_t *s = c->srv;
+    const char *reason = NULL;
+    if (s->shutting_down)
+        reason = "draining: this node is shutting down";
+    else if (s->cluster && !vs_cluster_up(s->cluster, &reason) && !reason)
+        reason = "redis unavailable";
+    if (!reason) {
+        respond_json(c, 200, NULL, "{\"status\":\"ok\"}");
+        return;
+    }
+    vs_buf_t out;
+    vs_buf_init(&out);
+    vs_buf_puts(&out, "{\"status\":\"unavailable\",\"reason\":");
+    vs_buf_json_str(&out, reason, strlen(reason));
+    vs_buf_puts(&out, "}");
+    respond_json(c, 503, "Retry-After: 1\r\n", out.p);
+    vs_buf_deinit(&out);
+}
+
 static void serve_metrics(vs_conn_t *c)
 {
     vs_server_t *s = c->srv;
@@ -199,6 +223,8 @@ static void serve_metrics(vs_conn_t *c)
     vs_buf_t out;
     vs_buf_init(&out);
     vs_metrics_render(&s->metrics, &g, s->start_time, &out);
+    if (s->cluster)
+        vs_cluster_metrics(s->cluster, &out);
     vs_conn_http_send(c, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, out.p, out.len,
                       wants_body(c));
     vs_buf_deinit(&out);
@@ -235,7 +261,7 @@ static void route_api(vs_conn_t *c, const char *path, int get)
     else if (strcmp(path, "/volly/sessions/stats") == 0)
         serve_pq_stats(c);
     else if (strcmp(path, "/healthz") == 0)
-        respond_json(c, 200, NULL, "{\"status\":\"ok\"}");
+        serve_health(c);
     else if (strcmp(path, "/metrics") == 0)
         serve_metrics(c);
     else
@@ -375,7 +401,7 @@ static void route(vs_conn_t *c, vs_http_req_t *r, uint8_t *rest, size_t rest_len
     } else if (is_api && !get) {
         respond_json(c, 405, "Allow: GET, HEAD\r\n", "{\"error\":\"method not allowed\"}");
     } else if (strcmp(path, "/healthz") == 0) {
-        respond_json(c, 200, NULL, "{\"status\":\"ok\"}");
+        serve_health(c);
     } else if (strcmp(path, "/metrics") == 0) {
         serve_metrics(c);
     } else if (strcmp(path, SERVER_KEY_PATH) == 0) {

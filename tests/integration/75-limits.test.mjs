@@ -301,7 +301,7 @@ describe('knobs without a rate', () => {
     });
 
     test('shutdown-timeout bounds how long SIGTERM waits for a silent peer', async () => {
-        const srv = await startServer({ args: ['--shutdown-timeout', '0.3'] });
+        const srv = await startServer({ args: ['--shutdown-timeout', '0.3', '--drain-timeout', '0'] });
         // A raw client that upgrades and then never answers the close frame nor closes its side.
         const raw = await withTimeout(new Promise((resolve, reject) => {
             const sock = net.connect({ port: srv.port, host: '127.0.0.1', allowHalfOpen: true },

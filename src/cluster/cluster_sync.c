@@ -1,0 +1,754 @@
+/* cluster_sync.c: the shared directory in Redis. Every change to it is a Lua script, so that
+ * the change, its sequence number (vs:seq) and its event on the event channel happen at once
+ * and in one order that every node hears. Keys (in the configured database):
+ *   vs:loc          hash  user id -> "node|serial|key" (key: base64, or "-" for a token)
+ *   vs:seq          the last sequence number of a presence change
+ *   vs:node:N       the heartbeat of node N, expiring after the node timeout
+ *   vs:nodes        set of the nodes that ever beat (pruned when reaped)
+ *   vs:nu:N         set of user ids N registered (for reaping N), expires unless N beats
+ *   vs:room:R       hash  user id -> "node|serial|hidden"
+ *   vs:nr:N         set of "room|user" memberships N made, expires unless N beats
+ * Events: on|seq|uid|node|serial|key, off|seq|uid|node|serial|key, hb|node|t, dead|node,
+ * rj|room|uid|node|serial|hidden, rl|room|uid|node|serial|hidden. */
+#include "cluster/cluster_impl.h"
+
+#include "common/alloc.h"
+#include "common/base64.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "core/server_impl.h"
+#include "core/session.h"
+#include "protocol/userid.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ARGV[1] is always the event channel. */
+const char *const vs_cl_scripts[SC_COUNT] = {
+    [SC_REG] = "redis.call('HSET','vs:loc',ARGV[2],ARGV[3])\n"
+               "redis.call('SADD','vs:nu:'..ARGV[4],ARGV[2])\n"
+               "local seq=redis.call('INCR','vs:seq')\n"
+               "redis.call('PUBLISH',ARGV[1],'on|'..seq..'|'..ARGV[2]..'|'..ARGV[3])\n"
+               "return seq\n",
+    /* Republishing after an outage yields to a newer registration on a live node. */
+    [SC_REPUB] = "local cur=redis.call('HGET','vs:loc',ARGV[2])\n"
+                 "if cur==ARGV[3] then return {tonumber(redis.call('GET','vs:seq') or '0'),''} end\n"
+                 "if cur then local n=string.match(cur,'^([^|]+)|')\n"
+                 " if n~=ARGV[4] and redis.call('EXISTS','vs:node:'..n)==1 then return {-1,cur} end\n"
+                 "end\n"
+                 "redis.call('HSET','vs:loc',ARGV[2],ARGV[3])\n"
+                 "redis.call('SADD','vs:nu:'..ARGV[4],ARGV[2])\n"
+                 "local seq=redis.call('INCR','vs:seq')\n"
+                 "redis.call('PUBLISH',ARGV[1],'on|'..seq..'|'..ARGV[2]..'|'..ARGV[3])\n"
+                 "return {seq,''}\n",
+    [SC_UNREG] = "if redis.call('HGET','vs:loc',ARGV[2])~=ARGV[3] then return 0 end\n"
+                 "redis.call('HDEL','vs:loc',ARGV[2])\n"
+                 "redis.call('SREM','vs:nu:'..ARGV[4],ARGV[2])\n"
+                 "local seq=redis.call('INCR','vs:seq')\n"
+                 "redis.call('PUBLISH',ARGV[1],'off|'..seq..'|'..ARGV[2]..'|'..ARGV[3])\n"
+                 "return 1\n",
+    [SC_HB] = "redis.call('SET','vs:node:'..ARGV[2],ARGV[5],'PX',ARGV[3])\n"
+              "redis.call('SADD','vs:nodes',ARGV[2])\n"
+              "redis.call('EXPIRE','vs:nu:'..ARGV[2],ARGV[4])\n"
+              "redis.call('EXPIRE','vs:nr:'..ARGV[2],ARGV[4])\n"
+              "redis.call('PUBLISH',ARGV[1],'hb|'..ARGV[2]..'|'..ARGV[5])\n"
+              "return 1\n",
+    /* ARGV[3] '1': a node leaving on purpose (its heartbeat key is still there). */
+    [SC_REAP] = "if ARGV[3]~='1' and redis.call('EXISTS','vs:node:'..ARGV[2])==1 then return -1 end\n"
+                "redis.call('DEL','vs:node:'..ARGV[2])\n"
+                "local p=ARGV[2]..'|'\n"
+                "local n=0\n"
+                "for _,u in ipairs(redis.call('SMEMBERS','vs:nu:'..ARGV[2])) do\n"
+                " local v=redis.call('HGET','vs:loc',u)\n"
+                " if v and string.sub(v,1,#p)==p then\n"
+                "  redis.call('HDEL','vs:loc',u)\n"
+                "  local seq=redis.call('INCR','vs:seq')\n"
+                "  redis.call('PUBLISH',ARGV[1],'off|'..seq..'|'..u..'|'..v)\n"
+                "  n=n+1\n"
+                " end\n"
+                "end\n"
+                "redis.call('DEL','vs:nu:'..ARGV[2])\n"
+                "for _,m in ipairs(redis.call('SMEMBERS','vs:nr:'..ARGV[2])) do\n"
+                " local i=string.find(m,'|',1,true)\n"
+                " if i then\n"
+                "  local room=string.sub(m,1,i-1) local u=string.sub(m,i+1)\n"
+                "  local v=redis.call('HGET','vs:room:'..room,u)\n"
+                "  if v and string.sub(v,1,#p)==p then\n"
+                "   redis.call('HDEL','vs:room:'..room,u)\n"
+                "   redis.call('PUBLISH',ARGV[1],'rl|'..room..'|'..u..'|'..v)\n"
+                "  end\n"
+                " end\n"
+                "end\n"
+                "redis.call('DEL','vs:nr:'..ARGV[2])\n"
+                "redis.call('SREM','vs:nodes',ARGV[2])\n"
+                "redis.call('PUBLISH',ARGV[1],'dead|'..ARGV[2])\n"
+                "return n\n",
+    /* Members of nodes that no longer beat are dropped before counting; ARGV[7] '1' skips
+     * the limit (a membership coming back after an outage). */
+    [SC_JOIN] = "local k='vs:room:'..ARGV[2]\n"
+                "local all=redis.call('HGETALL',k)\n"
+                "local n=0\n"
+                "for i=1,#all,2 do\n"
+                " local nd=string.match(all[i+1],'^([^|]+)|')\n"
+                " if nd~=ARGV[5] and redis.call('EXISTS','vs:node:'..nd)==0 then\n"
+                "  redis.call('HDEL',k,all[i])\n"
+                "  redis.call('PUBLISH',ARGV[1],'rl|'..ARGV[2]..'|'..all[i]..'|'..all[i+1])\n"
+                "  all[i+1]=false\n"
+                " elseif all[i]~=ARGV[3] then n=n+1 end\n"
+                "end\n"
+                "local cur=redis.call('HGET',k,ARGV[3])\n"
+                "if ARGV[7]~='1' and n>=tonumber(ARGV[6]) then return {'full'} end\n"
+                "redis.call('HSET',k,ARGV[3],ARGV[4])\n"
+                "redis.call('SADD','vs:nr:'..ARGV[5],ARGV[2]..'|'..ARGV[3])\n"
+                "if cur~=ARGV[4] then\n"
+                " redis.call('PUBLISH',ARGV[1],'rj|'..ARGV[2]..'|'..ARGV[3]..'|'..ARGV[4])\n"
+                "end\n"
+                "local out={'ok'}\n"
+                "for i=1,#all,2 do\n"
+                " if all[i+1] and all[i]~=ARGV[3] and string.sub(all[i+1],-1)~='1' then\n"
+                "  out[#out+1]=all[i]\n"
+                " end\n"
+                "end\n"
+                "return out\n",
+    [SC_LEAVE] = "local k='vs:room:'..ARGV[2]\n"
+                 "if redis.call('HGET',k,ARGV[3])~=ARGV[4] then return 0 end\n"
+                 "redis.call('HDEL',k,ARGV[3])\n"
+                 "redis.call('SREM','vs:nr:'..ARGV[5],ARGV[2]..'|'..ARGV[3])\n"
+                 "redis.call('PUBLISH',ARGV[1],'rl|'..ARGV[2]..'|'..ARGV[3]..'|'..ARGV[4])\n"
+                 "return 1\n",
+    /* Entries of nodes that no longer beat are removed (and announced) first. */
+    [SC_SNAP] = "local live={}\n"
+                "local lset={}\n"
+                "lset[ARGV[2]]=true\n"
+                "for _,n in ipairs(redis.call('SMEMBERS','vs:nodes')) do\n"
+                " if redis.call('EXISTS','vs:node:'..n)==1 then live[#live+1]=n lset[n]=true end\n"
+                "end\n"
+                "local loc=redis.call('HGETALL','vs:loc')\n"
+                "local keep={}\n"
+                "for i=1,#loc,2 do\n"
+                " local nd=string.match(loc[i+1],'^([^|]+)|')\n"
+                " if lset[nd] then keep[#keep+1]=loc[i] keep[#keep+1]=loc[i+1]\n"
+                " else\n"
+                "  redis.call('HDEL','vs:loc',loc[i])\n"
+                "  local seq=redis.call('INCR','vs:seq')\n"
+                "  redis.call('PUBLISH',ARGV[1],'off|'..seq..'|'..loc[i]..'|'..loc[i+1])\n"
+                " end\n"
+                "end\n"
+                "local mine={}\n"
+                "for _,m in ipairs(redis.call('SMEMBERS','vs:nr:'..ARGV[2])) do\n"
+                " local i=string.find(m,'|',1,true)\n"
+                " if i then\n"
+                "  local v=redis.call('HGET','vs:room:'..string.sub(m,1,i-1),string.sub(m,i+1))\n"
+                "  if v then mine[#mine+1]=m mine[#mine+1]=v end\n"
+                " end\n"
+                "end\n"
+                "return {tonumber(redis.call('GET','vs:seq') or '0'),live,keep,mine}\n",
+};
+
+static void ev_channel(const vs_cluster_t *cl, char out[32])
+{
+    snprintf(out, 32, "vs:ev:%d", cl->url.db);
+}
+
+size_t vs_cl_reg_value(const vs_cluster_t *cl, const vs_conn_t *c, char *out)
+{
+    char key[48] = "-";
+    if (c->user && c->user->has_key && c->user->conn == c)
+        vs_base64_encode(c->user->key, 32, key);
+    int n = snprintf(out, 128, "%s|%u|%s", cl->node, c->cl_serial, key);
+    return n < 0 ? 0 : (size_t)n;
+}
+
+static void room_value(const vs_cluster_t *cl, const vs_conn_t *c, int hidden, char out[96])
+{
+    snprintf(out, 96, "%s|%u|%d", cl->node, c->cl_serial, hidden ? 1 : 0);
+}
+
+/* Splits text[0..len) at '|' into at most max fields (NUL-terminated copies in buf). */
+static int split(const char *text, size_t len, char *buf, size_t cap, char **f, int max)
+{
+    if (len >= cap)
+        return 0;
+    memcpy(buf, text, len);
+    buf[len] = '\0';
+    int n = 0;
+    char *p = buf;
+    while (n < max) {
+        f[n++] = p;
+        char *bar = strchr(p, '|');
+        if (!bar)
+            break;
+        *bar = '\0';
+        p = bar + 1;
+    }
+    return n;
+}
+
+/* ---- presence ---- */
+
+/* c loses its registration to a newer one on node idx (key: the event's key text). */
+static void replaced_by_remote(vs_cluster_t *cl, vs_conn_t *c, const char *uid, uint16_t idx,
+                               const char *key_text)
+{
+    vs_server_t *s = cl->srv;
+    uint8_t key[32];
+    int has = key_text && vs_base64_decode(key_text, strlen(key_text), key, 32) == 32;
+    void *replaced = NULL;
+    vs_directory_set_remote(s->dir, uid, strlen(uid), idx, has ? key : NULL, &replaced);
+    if (replaced == c) {
+        c->user = NULL;
+        vs_req_t rq = {c, VS_MSG_UNKNOWN, NULL, 0, uv_hrtime()};
+        vs_reply_error(&rq, VS_WERR_REPLACED, "this user id registered on a newer connection",
+                       NULL);
+        vs_conn_close(c, 4000, "replaced");
+    }
+}
+
+static void on_presence(vs_cluster_t *cl, int online, char **f, int n)
+{
+    if (n < 6)
+        return;
+    uint64_t seq = strtoull(f[1], NULL, 10);
+    if (seq <= cl->snap_seq)
+        return;
+    const char *uid = f[2];
+    uint16_t idx;
+    vs_node_t *node = vs_cl_node(cl, f[3], strlen(f[3]), &idx);
+    if (!node || idx == 1)
+        return; /* our own change */
+    vs_server_t *s = cl->srv;
+    vs_user_t *u = vs_directory_find(s->dir, uid, strlen(uid));
+    if (!online) {
+        if (u)
+            vs_directory_clear_remote(s->dir, u, idx);
+        return;
+    }
+    node->alive = 1;
+    if (u && u->conn) {
+        vs_conn_t *c = u->conn;
+        if (c->cl_seq == 0) {
+            /* Ours is not ordered yet: decide when its sequence number comes back. */
+            if (seq > c->cl_defer) {
+                c->cl_defer = seq;
+                c->cl_defer_node = idx;
+            }
+        } else if (seq > c->cl_seq) {
+            replaced_by_remote(cl, c, uid, idx, f[5]);
+        }
+        return;
+    }
+    uint8_t key[32];
+    int has = vs_base64_decode(f[5], strlen(f[5]), key, 32) == 32;
+    void *replaced = NULL;
+    vs_directory_set_remote(s->dir, uid, strlen(uid), idx, has ? key : NULL, &replaced);
+}
+
+typedef struct reg_ctx {
+    uint32_t serial;
+    char uid[];
+} reg_ctx_t;
+
+static vs_conn_t *local_conn(vs_cluster_t *cl, const char *uid, uint32_t serial)
+{
+    vs_user_t *u = vs_directory_find(cl->srv->dir, uid, strlen(uid));
+    vs_conn_t *c = u ? u->conn : NULL;
+    return c && c->cl_serial == serial ? c : NULL;
+}
+
+static void settle(vs_cluster_t *cl, vs_conn_t *c, uint64_t seq)
+{
+    c->cl_seq = seq ? seq : 1;
+    if (c->cl_defer > c->cl_seq && c->user) {
+        char uid[VS_USERID_MAX + 1];
+        snprintf(uid, sizeof uid, "%s", c->user->id);
+        replaced_by_remote(cl, c, uid, c->cl_defer_node, NULL);
+    }
+}
+
+static void on_reg_reply(vs_cluster_t *cl, redisReply *r, void *priv)
+{
+    reg_ctx_t *x = priv;
+    vs_conn_t *c = local_conn(cl, x->uid, x->serial);
+    if (c && r && r->type == REDIS_REPLY_INTEGER)
+        settle(cl, c, (uint64_t)r->integer);
+    free(x);
+}
+
+static void on_repub_reply(vs_cluster_t *cl, redisReply *r, void *priv)
+{
+    reg_ctx_t *x = priv;
+    vs_conn_t *c = local_conn(cl, x->uid, x->serial);
+    if (c && r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+        r->element[0]->type == REDIS_REPLY_INTEGER) {
+        if (r->element[0]->integer >= 0) {
+            settle(cl, c, (uint64_t)r->element[0]->integer);
+        } else if (r->element[1]->type == REDIS_REPLY_STRING) {
+            char buf[256], *f[3];
+            if (split(r->element[1]->str, r->element[1]->len, buf, sizeof buf, f, 3) == 3) {
+                uint16_t idx;
+                if (vs_cl_node(cl, f[0], strlen(f[0]), &idx) && idx != 1)
+                    replaced_by_remote(cl, c, x->uid, idx, f[2]);
+            }
+        }
+    }
+    free(x);
+}
+
+static void publish_reg(vs_cluster_t *cl, vs_conn_t *c, int sc)
+{
+    char ev[32], val[128];
+    ev_channel(cl, ev);
+    vs_cl_reg_value(cl, c, val);
+    size_t n = strlen(c->user->id);
+    reg_ctx_t *x = vs_malloc(sizeof *x + n + 1);
+    x->serial = c->cl_serial;
+    memcpy(x->uid, c->user->id, n + 1);
+    const char *args[] = {ev, c->user->id, val, cl->node, NULL};
+    if (vs_cl_eval(cl, sc == SC_REG ? on_reg_reply : on_repub_reply, x, sc, args) != 0)
+        free(x);
+}
+
+void vs_cluster_user_online(vs_cluster_t *cl, vs_conn_t *c, const char *uid, const uint8_t *key)
+{
+    (void)uid;
+    (void)key; /* both are in c->user by now */
+    c->cl_serial = ++cl->serial;
+    c->cl_seq = 0;
+    c->cl_defer = 0;
+    if (cl->state == CL_UP && c->user)
+        publish_reg(cl, c, SC_REG);
+}
+
+/* ---- rooms ---- */
+
+typedef struct join_ctx {
+    struct join_ctx *next;
+    vs_conn_t *c; /* NULL once the connection went away */
+    vs_cluster_join_cb cb;
+    void *ud;
+    int hidden;
+    uint32_t serial;
+    char uid[VS_USERID_MAX + 1];
+    char room[VS_ROOM_NAME_MAX + 1];
+} join_ctx_t;
+
+
+static void leave_args(vs_cluster_t *cl, const char *room, const char *uid, const char *val)
+{
+    char ev[32];
+    ev_channel(cl, ev);
+    const char *args[] = {ev, room, uid, val, cl->node, NULL};
+    vs_cl_eval(cl, NULL, NULL, SC_LEAVE, args);
+}
+
+static void on_join_reply(vs_cluster_t *cl, redisReply *r, void *priv)
+{
+    join_ctx_t *j = priv;
+    for (join_ctx_t **pp = (join_ctx_t **)&cl->joins; *pp; pp = &(*pp)->next)
+        if (*pp == j) {
+            *pp = j->next;
+            break;
+        }
+    int ok = r && r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
+             r->element[0]->type == REDIS_REPLY_STRING;
+    int rc = !ok ? VS_EIO : strcmp(r->element[0]->str, "ok") == 0 ? 0 : VS_ETOOBIG;
+    if (!j->c) {
+        if (rc == 0 && cl->state == CL_UP) {
+            char val[96];
+            snprintf(val, sizeof val, "%s|%u|%d", cl->node, j->serial, j->hidden);
+            leave_args(cl, j->room, j->uid, val);
+        }
+        free(j);
+        return;
+    }
+    vs_buf_t list = {0};
+    for (size_t i = 1; rc == 0 && i < r->elements; i++)
+        if (r->element[i]->type == REDIS_REPLY_STRING)
+            vs_buf_printf(&list, "%s\"%s\"", list.len ? "," : "", r->element[i]->str);
+    vs_conn_t *c = j->c;
+    c->waiting = 0;
+    j->cb(c, rc, list.p ? list.p : "", list.len, j->ud);
+    vs_buf_deinit(&list);
+    free(j);
+    vs_conn_resume(c);
+}
+
+int vs_cluster_room_join(vs_cluster_t *cl, vs_conn_t *c, const char *name, size_t len,
+                         int hidden, vs_cluster_join_cb cb, void *ud)
+{
+    if (cl->state != CL_UP || !c->user || len > VS_ROOM_NAME_MAX)
+        return VS_EIO;
+    join_ctx_t *j = vs_calloc(1, sizeof *j);
+    j->c = c;
+    j->cb = cb;
+    j->ud = ud;
+    j->hidden = hidden != 0;
+    j->serial = c->cl_serial;
+    snprintf(j->uid, sizeof j->uid, "%s", c->user->id);
+    memcpy(j->room, name, len);
+    char ev[32], val[96], max[16];
+    ev_channel(cl, ev);
+    room_value(cl, c, hidden, val);
+    snprintf(max, sizeof max, "%d", cl->srv->cfg->max_room_participants);
+    const char *args[] = {ev, j->room, j->uid, val, cl->node, max, "0", NULL};
+    if (vs_cl_eval(cl, on_join_reply, j, SC_JOIN, args) != 0) {
+        free(j);
+        return VS_EIO;
+    }
+    j->next = cl->joins;
+    cl->joins = j;
+    c->waiting = 1;
+    return 0;
+}
+
+static void leave_one(vs_cluster_t *cl, vs_conn_t *c, const vs_member_t *m)
+{
+    char val[96];
+    room_value(cl, c, m->hidden, val);
+    leave_args(cl, m->room->name, m->id, val);
+}
+
+void vs_cluster_room_left(vs_cluster_t *cl, vs_conn_t *c, const char *name, size_t len)
+{
+    if (cl->state != CL_UP || !c->user)
+        return;
+    char room[VS_ROOM_NAME_MAX + 1], val[96];
+    snprintf(room, sizeof room, "%.*s", (int)len, name);
+    room_value(cl, c, c->token && c->token->hidden, val);
+    leave_args(cl, room, c->user->id, val);
+}
+
+void vs_cluster_conn_gone(vs_cluster_t *cl, vs_conn_t *c)
+{
+    if (c->waiting) {
+        for (join_ctx_t *j = cl->joins; j; j = j->next)
+            if (j->c == c)
+                j->c = NULL;
+        c->waiting = 0;
+    }
+    if (cl->state != CL_UP)
+        return; /* the snapshot after the reconnect finds what is stale */
+    for (vs_member_t *m = c->rooms.head; m; m = m->c_next)
+        leave_one(cl, c, m);
+    if (c->user && c->user->conn == c) {
+        char ev[32], val[128];
+        ev_channel(cl, ev);
+        vs_cl_reg_value(cl, c, val);
+        const char *args[] = {ev, c->user->id, val, cl->node, NULL};
+        vs_cl_eval(cl, NULL, NULL, SC_UNREG, args);
+    }
+}
+
+static void announce_remote(vs_cluster_t *cl, const char *type, char **f, int n)
+{
+    if (n < 6 || strcmp(f[5], "1") == 0)
+        return; /* hidden */
+    uint16_t idx;
+    if (!vs_cl_node(cl, f[3], strlen(f[3]), &idx) || idx == 1)
+        return; /* ours were announced here already */
+    vs_server_t *s = cl->srv;
+    vs_room_t *room = vs_rooms_find(s->rooms, f[1], strlen(f[1]));
+    if (!room)
+        return;
+    char frame[512];
+    int len = snprintf(frame, sizeof frame, "{\"type\":\"%s\",\"room\":\"%s\",\"userId\":\"%s\"}",
+                       type, f[1], f[2]);
+    if (len <= 0 || (size_t)len >= sizeof frame)
+        return;
+    for (vs_member_t *m = room->members; m; m = m->r_next)
+        vs_conn_send_text(m->conn, frame, (size_t)len);
+}
+
+/* ---- events ---- */
+
+static void on_hb(vs_cluster_t *cl, char **f, int n)
+{
+    if (n < 3)
+        return;
+    uint16_t idx;
+    vs_node_t *node = vs_cl_node(cl, f[1], strlen(f[1]), &idx);
+    if (!node)
+        return;
+    node->last_hb = vs_cl_now(cl);
+    node->alive = 1;
+    if (idx != 1)
+        return;
+    cl->last_own_hb = node->last_hb;
+    uint64_t sent = strtoull(f[2], NULL, 10), now = uv_hrtime();
+    if (sent && now >= sent) {
+        static const double bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+                                        0.01,   0.025,   0.05,   0.1,   0.25,   1};
+        double sec = (double)(now - sent) / 1e9;
+        for (size_t i = 0; i < 12; i++)
+            if (sec <= bounds[i]) {
+                cl->lat_buckets[i]++;
+                break;
+            }
+        cl->lat_count++;
+        cl->lat_sum += sec;
+    }
+}
+
+static void hold_event(vs_cluster_t *cl, const char *data, size_t len)
+{
+    vs_cl_held_t *h = vs_malloc(sizeof *h + len);
+    h->next = NULL;
+    h->len = len;
+    memcpy(h->data, data, len);
+    if (cl->held_tail)
+        cl->held_tail->next = h;
+    else
+        cl->held_head = h;
+    cl->held_tail = h;
+}
+
+void vs_cl_on_event(vs_cluster_t *cl, const char *data, size_t len)
+{
+    if (len > 0 && data[0] == 'B') {
+        vs_cl_on_bus(cl, data, len);
+        return;
+    }
+    int presence = len > 3 && (memcmp(data, "on|", 3) == 0 || memcmp(data, "off|", 4) == 0);
+    if (presence && cl->snap_pending) {
+        hold_event(cl, data, len);
+        return;
+    }
+    char buf[1024], *f[6];
+    int n = split(data, len, buf, sizeof buf, f, 6);
+    if (n == 0)
+        return;
+    if (strcmp(f[0], "on") == 0 || strcmp(f[0], "off") == 0)
+        on_presence(cl, f[0][1] == 'n', f, n);
+    else if (strcmp(f[0], "hb") == 0)
+        on_hb(cl, f, n);
+    else if (strcmp(f[0], "rj") == 0)
+        announce_remote(cl, "participant_joined", f, n);
+    else if (strcmp(f[0], "rl") == 0)
+        announce_remote(cl, "participant_left", f, n);
+    else if (strcmp(f[0], "dead") == 0 && n >= 2) {
+        uint16_t idx;
+        vs_node_t *node = vs_cl_node(cl, f[1], strlen(f[1]), &idx);
+        if (node && idx != 1) {
+            node->alive = 0;
+            VS_LOG(VS_LOG_WARN, "node_dead", "node", "%s", node->id, NULL);
+        }
+    }
+}
+
+/* ---- node liveness ---- */
+
+typedef struct reap_ctx {
+    uint16_t idx;
+} reap_ctx_t;
+
+static void on_reap_reply(vs_cluster_t *cl, redisReply *r, void *priv)
+{
+    uint16_t idx = (uint16_t)(uintptr_t)priv;
+    vs_node_t *node = cl->nodes[idx];
+    node->reaping = 0;
+    if (r && r->type == REDIS_REPLY_INTEGER && r->integer >= 0 && node->alive) {
+        node->alive = 0;
+        VS_LOG(VS_LOG_WARN, "node_dead", "node", "%s", node->id, "users", "%lld", r->integer,
+               NULL);
+    }
+}
+
+void vs_cl_check_nodes(vs_cluster_t *cl)
+{
+    uint64_t now = vs_cl_now(cl);
+    uint64_t limit = (uint64_t)(cl->srv->cfg->cluster_node_timeout * 1000.0);
+    char ev[32];
+    ev_channel(cl, ev);
+    for (uint16_t i = 2; i <= cl->nnodes; i++) {
+        vs_node_t *node = cl->nodes[i];
+        if (!node->alive || node->reaping || now - node->last_hb <= limit)
+            continue;
+        const char *args[] = {ev, node->id, "0", NULL};
+        if (vs_cl_eval(cl, on_reap_reply, (void *)(uintptr_t)i, SC_REAP, args) == 0)
+            node->reaping = 1;
+    }
+}
+
+/* ---- snapshot and republish ---- */
+
+static void collect_remote(vs_user_t *u, void *ud)
+{
+    if (u->rnode)
+        vs_map_put(ud, u->id, u->idlen, u);
+}
+
+static void clear_missing(void *val, void *ud)
+{
+    vs_cluster_t *cl = ud;
+    vs_user_t *u = val;
+    vs_directory_clear_remote(cl->srv->dir, u, u->rnode);
+}
+
+static void apply_users(vs_cluster_t *cl, redisReply *loc)
+{
+    vs_server_t *s = cl->srv;
+    vs_map_t *before = vs_map_new();
+    vs_directory_each(s->dir, collect_remote, before);
+    char ev[32];
+    ev_channel(cl, ev);
+    for (size_t i = 0; i + 1 < loc->elements; i += 2) {
+        const char *uid = loc->element[i]->str;
+        redisReply *v = loc->element[i + 1];
+        char buf[256], *f[3];
+        if (!uid || v->type != REDIS_REPLY_STRING ||
+            split(v->str, v->len, buf, sizeof buf, f, 3) != 3)
+            continue;
+        uint16_t idx;
+        if (!vs_cl_node(cl, f[0], strlen(f[0]), &idx))
+            continue;
+        vs_user_t *u = vs_directory_find(s->dir, uid, strlen(uid));
+        if (idx == 1) {
+            /* Ours: stale unless that very registration is still here. */
+            if (!u || !u->conn || ((vs_conn_t *)u->conn)->cl_serial != strtoul(f[1], NULL, 10)) {
+                const char *args[] = {ev, uid, v->str, cl->node, NULL};
+                vs_cl_eval(cl, NULL, NULL, SC_UNREG, args);
+            }
+            continue;
+        }
+        if (u && u->conn)
+            continue; /* the republish decides */
+        vs_map_del(before, uid, strlen(uid));
+        uint8_t key[32];
+        int has = vs_base64_decode(f[2], strlen(f[2]), key, 32) == 32;
+        void *replaced = NULL;
+        vs_directory_set_remote(s->dir, uid, strlen(uid), idx, has ? key : NULL, &replaced);
+    }
+    vs_map_each(before, clear_missing, cl);
+    vs_map_free(before);
+}
+
+static void apply_my_rooms(vs_cluster_t *cl, redisReply *mine)
+{
+    vs_server_t *s = cl->srv;
+    for (size_t i = 0; i + 1 < mine->elements; i += 2) {
+        redisReply *m = mine->element[i], *v = mine->element[i + 1];
+        if (m->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+            continue;
+        char mb[300], *mf[2], vb[128], *vf[3];
+        if (split(m->str, m->len, mb, sizeof mb, mf, 2) != 2 ||
+            split(v->str, v->len, vb, sizeof vb, vf, 3) != 3 || strcmp(vf[0], cl->node) != 0)
+            continue;
+        /* Still a member here on that very connection? */
+        vs_user_t *u = vs_directory_find(s->dir, mf[1], strlen(mf[1]));
+        vs_conn_t *c = u ? u->conn : NULL;
+        vs_room_t *room = vs_rooms_find(s->rooms, mf[0], strlen(mf[0]));
+        if (c && room && vs_rooms_membership(&c->rooms, room) &&
+            c->cl_serial == strtoul(vf[1], NULL, 10))
+            continue;
+        leave_args(cl, mf[0], mf[1], v->str);
+    }
+}
+
+static void republish(vs_cluster_t *cl)
+{
+    vs_server_t *s = cl->srv;
+    char ev[32], max[16];
+    ev_channel(cl, ev);
+    snprintf(max, sizeof max, "%d", s->cfg->max_room_participants);
+    for (vs_conn_t *c = s->active.head; c; c = c->next) {
+        if (!c->user || c->user->conn != c)
+            continue;
+        publish_reg(cl, c, SC_REPUB);
+        for (vs_member_t *m = c->rooms.head; m; m = m->c_next) {
+            char val[96];
+            room_value(cl, c, m->hidden, val);
+            const char *args[] = {ev, m->room->name, m->id, val, cl->node, max, "1", NULL};
+            vs_cl_eval(cl, NULL, NULL, SC_JOIN, args);
+        }
+    }
+}
+
+static void drop_held(vs_cluster_t *cl, int replay)
+{
+    vs_cl_held_t *h = cl->held_head;
+    cl->held_head = cl->held_tail = NULL;
+    while (h) {
+        vs_cl_held_t *next = h->next;
+        if (replay)
+            vs_cl_on_event(cl, h->data, h->len);
+        free(h);
+        h = next;
+    }
+}
+
+static void on_snapshot(vs_cluster_t *cl, redisReply *r, void *priv)
+{
+    (void)priv;
+    if (cl->state != CL_CONNECTING || !r)
+        return;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 4 ||
+        r->element[0]->type != REDIS_REPLY_INTEGER || r->element[1]->type != REDIS_REPLY_ARRAY ||
+        r->element[2]->type != REDIS_REPLY_ARRAY || r->element[3]->type != REDIS_REPLY_ARRAY) {
+        vs_cl_down(cl, "redis returned a malformed snapshot");
+        return;
+    }
+    uint64_t now = vs_cl_now(cl);
+    for (uint16_t i = 2; i <= cl->nnodes; i++)
+        cl->nodes[i]->alive = 0;
+    redisReply *live = r->element[1];
+    for (size_t i = 0; i < live->elements; i++) {
+        uint16_t idx;
+        vs_node_t *n = live->element[i]->type == REDIS_REPLY_STRING
+                           ? vs_cl_node(cl, live->element[i]->str, live->element[i]->len, &idx)
+                           : NULL;
+        if (n && idx != 1) {
+            n->alive = 1;
+            n->last_hb = now;
+        }
+    }
+    cl->snap_seq = (uint64_t)r->element[0]->integer;
+    apply_users(cl, r->element[2]);
+    apply_my_rooms(cl, r->element[3]);
+    republish(cl);
+    cl->snap_pending = 0;
+    drop_held(cl, 1);
+    cl->state = CL_UP;
+    cl->reason = NULL;
+    cl->backoff_ms = 100;
+    cl->last_own_hb = now;
+    if (cl->ever_up)
+        cl->reconnects++;
+    cl->ever_up = 1;
+    VS_LOG(VS_LOG_INFO, "redis_up", "node", "%s", cl->node, "nodes", "%zu", live->elements,
+           "users", "%zu", r->element[2]->elements / 2, NULL);
+}
+
+void vs_cl_start_sync(vs_cluster_t *cl)
+{
+    char ev[32], ttl[24], keep[24], now[24];
+    ev_channel(cl, ev);
+    const vs_config_t *cfg = cl->srv->cfg;
+    snprintf(ttl, sizeof ttl, "%llu", (unsigned long long)(cfg->cluster_node_timeout * 1000.0));
+    snprintf(keep, sizeof keep, "%llu",
+             (unsigned long long)(cfg->cluster_node_timeout * 20.0) + 60);
+    snprintf(now, sizeof now, "%llu", (unsigned long long)uv_hrtime());
+    /* Beat first, so this node counts as live for the snapshot and for joins. */
+    const char *hb[] = {ev, cl->node, ttl, keep, now, NULL};
+    vs_cl_eval(cl, NULL, NULL, SC_HB, hb);
+    cl->snap_pending = 1;
+    const char *args[] = {ev, cl->node, NULL};
+    vs_cl_eval(cl, on_snapshot, NULL, SC_SNAP, args);
+}
+
+void vs_cl_sync_reset(vs_cluster_t *cl)
+{
+    cl->snap_pending = 0;
+    drop_held(cl, 0);
+}
+
+void vs_cluster_leave(vs_cluster_t *cl)
+{
+    if (cl->state != CL_UP)
+        return;
+    char ev[32];
+    ev_channel(cl, ev);
+    const char *args[] = {ev, cl->node, "1", NULL};
+    vs_cl_eval(cl, NULL, NULL, SC_REAP, args);
+    cl->leaving = 1;
+}
