@@ -210,7 +210,9 @@ static void on_ws_closed(void *ud, int err, unsigned close_code, const char *why
             vl_emit(c, &ev);
         finished(c);
     } else {
-        unsigned delay = vl_backoff_next(&c->backoff);
+        /* A draining server asked us to move: at once, to the next URL. */
+        unsigned delay = c->moving ? 0 : vl_backoff_next(&c->backoff);
+        c->moving = 0;
         c->cur = (c->cur + 1) % c->nurls;
         c->state = C_WAITING;
         uv_timer_start(&c->retry_timer, on_retry, delay, 0);
@@ -460,6 +462,14 @@ static void dispatch(volli_client_t *c, json_t *root, const char *text, size_t l
             emit_error(c, code, message);
     } else if (strcmp(type, "pq_handshake_response") == 0 && c->pq.alg && c->pq.pending) {
         on_pq_response(c, vl_req_find(c, id), root);
+    } else if (strcmp(type, "reconnect") == 0) {
+        /* The server is going away (drain): leave now, before it closes us, and let the next
+         * server take over; the subscriptions are restored there. */
+        const char *reason = json_string_value(json_object_get(root, "reason"));
+        vl_log(&c->log, VL_LOG_INFO, "%s asks clients to reconnect elsewhere (%s)",
+               c->urls[c->cur].text, reason ? reason : "no reason given");
+        c->moving = 1;
+        vl_drop(c, 0, "the server asked to reconnect elsewhere");
     } else if (strcmp(type, "rekey_required") == 0 && c->pq.active) {
         /* A rekey already under way answers it too. */
         int rc = c->pq.pending ? 0 : vl_pq_handshake(c);

@@ -94,6 +94,7 @@ struct volli_client {
     vl_ws_config_t wscfg;
     vl_backoff_t backoff;
     int state;
+    int moving;                      /* the server said reconnect: next URL, no backoff */
     vl_ws_t *ws; /* the connection, or NULL between attempts */
     char nonce[128];
     uint64_t next_id;

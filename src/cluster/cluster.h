@@ -20,6 +20,7 @@
 
 #include "common/buf.h"
 #include "core/server.h"
+#include "core/session.h"
 #include "transport/conn.h"
 
 #include <stddef.h>
@@ -45,9 +46,12 @@ const char *vs_cluster_node_id(const vs_cluster_t *cl);
 /* 1 while the bus works. When 0, *reason (borrowed, may be NULL) says why. */
 int vs_cluster_up(const vs_cluster_t *cl, const char **reason);
 
-/* c was registered here as uid (borrowed) with key (borrowed; NULL for an access token). */
-void vs_cluster_user_online(vs_cluster_t *cl, vs_conn_t *c, const char *uid,
-                            const uint8_t *key);
+/* rq's connection was registered here (c->user set; its key, if any, is there). Returns 1 when
+ * the registration was sent to Redis: the cluster answers `registered` (vs_register_reply)
+ * once it is ordered there, holding the connection's later frames until then; 0 when the
+ * caller answers now (Redis is down: the registration is republished after the reconnect). */
+int vs_cluster_user_online(vs_cluster_t *cl, vs_conn_t *c, const vs_req_t *rq,
+                           int via_token);
 /* c goes away: its registration and room memberships end for the other nodes. Call before the
  * directory and rooms forget it. */
 void vs_cluster_conn_gone(vs_cluster_t *cl, vs_conn_t *c);

@@ -246,7 +246,12 @@ static void on_presence(vs_cluster_t *cl, int online, char **f, int n)
 
 typedef struct reg_ctx {
     uint32_t serial;
-    char uid[];
+    int answer;    /* `registered` waits for this reply */
+    int via_token;
+    vs_msg_type_t type;
+    uint64_t t0;
+    size_t id_len; /* the raw request id follows the user id in text */
+    char text[];   /* uid, NUL, raw request id */
 } reg_ctx_t;
 
 static vs_conn_t *local_conn(vs_cluster_t *cl, const char *uid, uint32_t serial)
@@ -254,6 +259,22 @@ static vs_conn_t *local_conn(vs_cluster_t *cl, const char *uid, uint32_t serial)
     vs_user_t *u = vs_directory_find(cl->srv->dir, uid, strlen(uid));
     vs_conn_t *c = u ? u->conn : NULL;
     return c && c->cl_serial == serial ? c : NULL;
+}
+
+/* The registration's answer, deferred until Redis ordered it (or failed to). */
+static void answer(reg_ctx_t *x, vs_conn_t *c)
+{
+    if (!x->answer || !c)
+        return;
+    x->answer = 0;
+    if (c->waiting)
+        c->waiting--;
+    const char *id = x->text + strlen(x->text) + 1;
+    vs_req_t rq = {c, x->type, x->id_len ? id : NULL, x->id_len, x->t0};
+    if (c->user && c->state == VS_CONN_WS)
+        vs_register_reply(&rq, x->text, x->via_token);
+    if (!c->waiting)
+        vs_conn_resume(c);
 }
 
 static void settle(vs_cluster_t *cl, vs_conn_t *c, uint64_t seq)
@@ -269,7 +290,9 @@ static void settle(vs_cluster_t *cl, vs_conn_t *c, uint64_t seq)
 static void on_reg_reply(vs_cluster_t *cl, redisReply *r, void *priv)
 {
     reg_ctx_t *x = priv;
-    vs_conn_t *c = local_conn(cl, x->uid, x->serial);
+    vs_conn_t *c = local_conn(cl, x->text, x->serial);
+    /* Lost with Redis: answered all the same (it is online here; the republish follows). */
+    answer(x, c);
     if (c && r && r->type == REDIS_REPLY_INTEGER)
         settle(cl, c, (uint64_t)r->integer);
     free(x);
@@ -278,7 +301,7 @@ static void on_reg_reply(vs_cluster_t *cl, redisReply *r, void *priv)
 static void on_repub_reply(vs_cluster_t *cl, redisReply *r, void *priv)
 {
     reg_ctx_t *x = priv;
-    vs_conn_t *c = local_conn(cl, x->uid, x->serial);
+    vs_conn_t *c = local_conn(cl, x->text, x->serial);
     if (c && r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
         r->element[0]->type == REDIS_REPLY_INTEGER) {
         if (r->element[0]->integer >= 0) {
@@ -288,36 +311,51 @@ static void on_repub_reply(vs_cluster_t *cl, redisReply *r, void *priv)
             if (split(r->element[1]->str, r->element[1]->len, buf, sizeof buf, f, 3) == 3) {
                 uint16_t idx;
                 if (vs_cl_node(cl, f[0], strlen(f[0]), &idx) && idx != 1)
-                    replaced_by_remote(cl, c, x->uid, idx, f[2]);
+                    replaced_by_remote(cl, c, x->text, idx, f[2]);
             }
         }
     }
     free(x);
 }
 
-static void publish_reg(vs_cluster_t *cl, vs_conn_t *c, int sc)
+/* Sends c's registration (SC_REG or SC_REPUB); rq (may be NULL) is answered on the reply. */
+static int publish_reg(vs_cluster_t *cl, vs_conn_t *c, int sc, const vs_req_t *rq,
+                       int via_token)
 {
     char ev[32], val[128];
     ev_channel(cl, ev);
     vs_cl_reg_value(cl, c, val);
-    size_t n = strlen(c->user->id);
-    reg_ctx_t *x = vs_malloc(sizeof *x + n + 1);
+    size_t n = strlen(c->user->id), idn = rq && rq->id ? rq->id_len : 0;
+    reg_ctx_t *x = vs_calloc(1, sizeof *x + n + 1 + idn + 1);
     x->serial = c->cl_serial;
-    memcpy(x->uid, c->user->id, n + 1);
+    memcpy(x->text, c->user->id, n + 1);
+    if (idn)
+        memcpy(x->text + n + 1, rq->id, idn);
+    x->id_len = idn;
+    if (rq) {
+        x->answer = 1;
+        x->via_token = via_token;
+        x->type = rq->type;
+        x->t0 = rq->t0;
+    }
     const char *args[] = {ev, c->user->id, val, cl->node, NULL};
-    if (vs_cl_eval(cl, sc == SC_REG ? on_reg_reply : on_repub_reply, x, sc, args) != 0)
+    if (vs_cl_eval(cl, sc == SC_REG ? on_reg_reply : on_repub_reply, x, sc, args) != 0) {
         free(x);
+        return 0;
+    }
+    if (rq)
+        c->waiting++;
+    return 1;
 }
 
-void vs_cluster_user_online(vs_cluster_t *cl, vs_conn_t *c, const char *uid, const uint8_t *key)
+int vs_cluster_user_online(vs_cluster_t *cl, vs_conn_t *c, const vs_req_t *rq, int via_token)
 {
-    (void)uid;
-    (void)key; /* both are in c->user by now */
     c->cl_serial = ++cl->serial;
     c->cl_seq = 0;
     c->cl_defer = 0;
-    if (cl->state == CL_UP && c->user)
-        publish_reg(cl, c, SC_REG);
+    if (cl->state != CL_UP || !c->user)
+        return 0;
+    return publish_reg(cl, c, SC_REG, rq, via_token);
 }
 
 /* ---- rooms ---- */
@@ -367,11 +405,13 @@ static void on_join_reply(vs_cluster_t *cl, redisReply *r, void *priv)
         if (r->element[i]->type == REDIS_REPLY_STRING)
             vs_buf_printf(&list, "%s\"%s\"", list.len ? "," : "", r->element[i]->str);
     vs_conn_t *c = j->c;
-    c->waiting = 0;
+    if (c->waiting)
+        c->waiting--;
     j->cb(c, rc, list.p ? list.p : "", list.len, j->ud);
     vs_buf_deinit(&list);
     free(j);
-    vs_conn_resume(c);
+    if (!c->waiting)
+        vs_conn_resume(c);
 }
 
 int vs_cluster_room_join(vs_cluster_t *cl, vs_conn_t *c, const char *name, size_t len,
@@ -398,7 +438,7 @@ int vs_cluster_room_join(vs_cluster_t *cl, vs_conn_t *c, const char *name, size_
     }
     j->next = cl->joins;
     cl->joins = j;
-    c->waiting = 1;
+    c->waiting++;
     return 0;
 }
 
@@ -654,7 +694,7 @@ static void republish(vs_cluster_t *cl)
     for (vs_conn_t *c = s->active.head; c; c = c->next) {
         if (!c->user || c->user->conn != c)
             continue;
-        publish_reg(cl, c, SC_REPUB);
+        publish_reg(cl, c, SC_REPUB, NULL, 0);
         for (vs_member_t *m = c->rooms.head; m; m = m->c_next) {
             char val[96];
             room_value(cl, c, m->hidden, val);

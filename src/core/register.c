@@ -41,10 +41,17 @@ void vs_register_online(const vs_req_t *rq, const char *uid, const uint8_t *key,
                        NULL);
         vs_conn_close(old, 4000, "replaced");
     }
-    if (s->cluster && c->user)
-        vs_cluster_user_online(s->cluster, c, uid, key);
     VS_LOG(VS_LOG_DEBUG, "registered", "user", "%s", uid, NULL);
-    vs_buf_t *b = &s->scratch;
+    /* In a cluster the answer waits until the registration is ordered in Redis, so that a
+     * peer told "registered" finds the user online from every node. */
+    if (s->cluster && c->user && vs_cluster_user_online(s->cluster, c, rq, via_token) == 1)
+        return;
+    vs_register_reply(rq, uid, via_token);
+}
+
+void vs_register_reply(const vs_req_t *rq, const char *uid, int via_token)
+{
+    vs_buf_t *b = &rq->c->srv->scratch;
     b->len = 0;
     vs_buf_printf(b, "{\"type\":\"registered\",\"userId\":\"%s\"", uid);
     if (via_token)

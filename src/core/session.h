@@ -47,6 +47,9 @@ void vs_session_token_start(vs_conn_t *c);
  * `registered` (with "via":"token" when via_token). */
 void vs_register_online(const vs_req_t *rq, const char *uid, const uint8_t *key, int via_token);
 
+/* register.c: answers `registered` for uid (borrowed). */
+void vs_register_reply(const vs_req_t *rq, const char *uid, int via_token);
+
 /* register.c: the register request and the group commit of new key bindings. */
 void vs_register_handle(const vs_req_t *rq, json_t *root);
 /* Called at the end of each loop turn: submits waiting bindings as one batch. */

@@ -313,6 +313,30 @@ export class VolliClient extends EventTarget {
         this.reconnectTimer = setTimeout(() => this.open(), delay);
     }
 
+    // The server is draining: leave it now, before it closes us, for the next server (no
+    // backoff); registration and subscriptions are restored there as after any reconnect.
+    moveToNextServer(reason) {
+        const ws = this.ws;
+        if (!ws || this.state === 'closed') return;
+        this.ws = null;
+        ws.onclose = ws.onerror = ws.onmessage = null;
+        clearTimeout(this.attemptTimer);
+        clearInterval(this.keepAliveTimer);
+        this.rejectPending(new VolliError('not_connected', 'the server asked to reconnect elsewhere'));
+        try {
+            ws.close(1000);
+        } catch {
+            /* already closing */
+        }
+        this.serverIndex += 1;
+        this.attempt = 0;
+        this.state = 'idle';
+        this.emit('disconnected', { server: this.server, code: 1000,
+                                    reason: `server asked to reconnect (${reason || 'draining'})`,
+                                    reconnectIn: 0 });
+        this.open();
+    }
+
     reconnectNow() {
         clearTimeout(this.reconnectTimer);
         this.reconnectTimer = null;
@@ -543,6 +567,10 @@ export class VolliClient extends EventTarget {
         }
         if (m.type === 'hello') {
             this.onHello(m);
+            return;
+        }
+        if (m.type === 'reconnect') {
+            this.moveToNextServer(m.reason);
             return;
         }
         if (m.type === 'presence' && typeof m.userId === 'string') {
