@@ -56,6 +56,7 @@ enum lg_conn_state {
 /* Session progress on top of an open WebSocket (lg_proto.c). */
 enum lg_sess_state {
     LG_SESS_NONE = 0,    /* waiting for hello (volli) or OPEN (peerjs) */
+    LG_SESS_PQ,          /* pq_handshake sent, waiting for the response (volli, --pq) */
     LG_SESS_REGISTERING, /* register sent (volli) */
     LG_SESS_READY,       /* registered (volli) or OPEN received (peerjs) */
 };
@@ -68,16 +69,17 @@ typedef struct lg_conn lg_conn_t;
 struct lg_conn {
     lg_loop_t *loop;
     int fd;
-    uint8_t state;       /* enum lg_conn_state */
-    uint8_t sess;        /* enum lg_sess_state */
-    uint8_t in_flush;    /* on the loop's flush list */
-    uint8_t want_out;    /* EPOLLOUT armed */
-    uint8_t msg_opcode;  /* opcode of a fragmented message in progress, 0 if none */
-    uint32_t idx;        /* the scenario's index for this connection */
-    uint32_t role;       /* the scenario's role */
-    uint64_t t_start;    /* lg_now_ns() when lg_connect() was called */
-    uint64_t t_register; /* lg_now_ns() when register was queued (volli) */
-    uint64_t rx_ns;      /* with rx_timestamps: when the kernel got the last bytes read */
+    uint8_t state;         /* enum lg_conn_state */
+    uint8_t sess;          /* enum lg_sess_state */
+    uint8_t in_flush;      /* on the loop's flush list */
+    uint8_t want_out;      /* EPOLLOUT armed */
+    uint8_t msg_opcode;    /* opcode of a fragmented message in progress, 0 if none */
+    uint32_t idx;          /* the scenario's index for this connection */
+    uint32_t role;         /* the scenario's role */
+    uint64_t t_start;      /* lg_now_ns() when lg_connect() was called */
+    uint64_t t_register;   /* lg_now_ns() when register was queued (volli) */
+    uint64_t rx_ns;        /* with rx_timestamps: when the kernel got the last bytes read */
+    struct lg_pq_conn *pq; /* post-quantum session state (lg_pq.c), NULL without one */
     char uid[LG_UID_MAX];
     /* Unparsed input (a partial HTTP response or frame). NULL while nothing is pending. */
     char *in;
@@ -183,6 +185,78 @@ void lg_uid(char *out, const char *tag, char role, uint32_t idx);
 int lg_json_str(const char *msg, size_t len, const char *key, const char **val);
 
 /* ------------------------------------------------------------------------------------------ */
+/* Post-quantum sessions (lg_pq.c; docs/protocol.md, "Post-quantum session")                    */
+
+/* With lg_pq_setup(alg != LG_PQ_NONE), every Volli connection answers hello with pq_handshake
+ * and, once the response is in, seals every text frame it sends and opens every one it gets
+ * (lg_send_text and the frame reader do this, so scenarios see plaintext both ways). The server
+ * side's cost is what the benchmark measures, so the generator keeps its own small:
+ *   - client key pairs (ML-KEM-768, plus X25519 for the hybrid) are made once, at set-up, into
+ *     a pool that handshakes take in turn (the server encapsulates afresh every time, so reuse
+ *     changes nothing on its side); their base64 is encoded once too;
+ *   - the response is always checked for its session_id, algorithm and lengths; the Ed25519
+ *     signature over TH is verified and the keys derived (decapsulation, HKDF) for every
+ *     verify_every-th handshake, and always when the connection goes on to use the keys.
+ * The crypto is the server's own (src/crypto: mlkem.c, pqkx.c, sign.c), built into the
+ * generator by bench/build.sh; the Node integration test 87 checks it against a second,
+ * independent client implementation. */
+enum lg_pq_alg {
+    LG_PQ_NONE = 0,
+    LG_PQ_MLKEM768,      /* "ML-KEM-768" */
+    LG_PQ_X25519MLKEM768 /* "X25519MLKEM768" */
+};
+
+typedef struct lg_pq_stats {
+    uint64_t started;       /* pq_handshake messages sent */
+    uint64_t completed;     /* responses that passed the checks */
+    uint64_t verified;      /* of which: signature verified and keys derived */
+    uint64_t bad_response;  /* wrong session_id / algorithm / lengths / signature */
+    uint64_t refused;       /* an error message instead of a response */
+    uint64_t open_failed;   /* an incoming frame that is not a valid enc frame for our keys */
+    uint64_t frames_sealed; /* frames sent inside a session */
+    uint64_t frames_opened; /* frames received inside a session */
+} lg_pq_stats_t;
+
+/* Parses "ML-KEM-768" / "X25519MLKEM768"; returns LG_PQ_NONE for anything else. */
+enum lg_pq_alg lg_pq_alg_parse(const char *name);
+const char *lg_pq_alg_name(enum lg_pq_alg alg);
+#define LG_PQ_REGISTER 1  /* register (sealed) after the handshake: relay scenarios */
+#define LG_PQ_KEEP_KEYS 2 /* derive the keys of every handshake (the connection goes on) */
+/* Turns sessions on for the process: alg, pool_size pregenerated client key pairs (1..4096),
+ * verify_every >= 1, flags LG_PQ_*. Without LG_PQ_REGISTER the session layer reports a
+ * connection ready as soon as its first handshake is answered (pq-handshake). */
+void lg_pq_setup(enum lg_pq_alg alg, uint32_t pool_size, uint32_t verify_every, int flags);
+void lg_pq_teardown(void);
+enum lg_pq_alg lg_pq_alg(void);
+int lg_pq_flags(void);
+const lg_pq_stats_t *lg_pq_stats(void);
+/* Takes the hello's nonce and serverKey (the server key must be the same for every
+ * connection). Returns 0, or -1 if they are missing or malformed. */
+int lg_pq_hello(lg_conn_t *c, const char *msg, size_t len);
+/* The hello nonce taken by lg_pq_hello (borrowed), NULL before. */
+const char *lg_pq_nonce(const lg_conn_t *c, int *len);
+/* Sends pq_handshake (sealed if the connection already has a session: a rekey). need_keys:
+ * the connection will use the keys, so they are derived whatever verify_every says. */
+void lg_pq_start(lg_conn_t *c, int need_keys);
+/* Whether msg is the pq_handshake_response (or error) the connection waits for. */
+int lg_pq_waiting(const lg_conn_t *c);
+/* Checks a pq_handshake_response, verifies and derives as decided at lg_pq_start, and installs
+ * the new keys (sequence numbers back at 0). Returns 1 if the keys were derived, 0 if only the
+ * cheap checks ran, -1 if the response is bad (counted). */
+int lg_pq_finish(lg_conn_t *c, const char *msg, size_t len);
+/* Time from the last lg_pq_start to its response (valid after lg_pq_finish). */
+uint64_t lg_pq_last_rtt_ns(const lg_conn_t *c);
+/* Whether frames of the connection are sealed now. */
+int lg_pq_active(const lg_conn_t *c);
+/* For lg_net.c: seals data into an enc frame in a buffer owned by lg_pq.c (valid until the next
+ * call); opens an enc frame into such a buffer. Return 0, or -1 (counted) on a bad frame. */
+int lg_pq_seal(lg_conn_t *c, const char *data, size_t len, const char **frame, size_t *flen);
+int lg_pq_open(lg_conn_t *c, const char *frame, size_t len, char **pt, size_t *ptlen);
+void lg_pq_conn_free(lg_conn_t *c);
+/* "pq":{...} with the algorithm, the pool, and the counters. */
+void lg_pq_print(FILE *f);
+
+/* ------------------------------------------------------------------------------------------ */
 /* Measurements (lg_stats.c)                                                                   */
 
 #define LG_MAX_PIDS 16
@@ -240,6 +314,10 @@ typedef struct lg_opts {
     double settle;                    /* idle: seconds before memory is read */
     int busy_poll;                    /* latency: never sleep in epoll (the generator's core) */
     const char *cdf;                  /* latency quantiles output file */
+    enum lg_pq_alg pq;                /* relay, latency, pq-handshake: post-quantum sessions */
+    uint32_t pq_pool;                 /* pregenerated client key pairs */
+    uint32_t verify_every;            /* pq-handshake: verify/derive every Nth handshake */
+    uint32_t per_conn;                /* pq-handshake: handshakes per connection (rekeys) */
 } lg_opts_t;
 
 /* A set of connections of one role, brought up at most `conc` at a time. */
@@ -286,5 +364,6 @@ void lg_print_counters(FILE *f, const lg_scen_t *s);
 int lg_run_relay(const lg_opts_t *o); /* "relay" (throughput) and "latency" */
 int lg_run_fanout(const lg_opts_t *o);
 int lg_run_discover(const lg_opts_t *o);
+int lg_run_pq_handshake(const lg_opts_t *o);
 
 #endif

@@ -89,6 +89,7 @@ void lg_loop_init(lg_loop_t *l, enum lg_proto proto, const char *addr, int port,
 
 static void free_conn(lg_conn_t *c)
 {
+    lg_pq_conn_free(c);
     free(c->in);
     free(c->msg);
     free(c->out);
@@ -251,6 +252,13 @@ static void queue_frame(lg_conn_t *c, int opcode, const char *data, size_t len)
 
 void lg_send_text(lg_conn_t *c, const char *data, size_t len)
 {
+    if (lg_pq_active(c) && c->state == LG_OPEN) {
+        const char *frame;
+        size_t flen;
+        lg_pq_seal(c, data, len, &frame, &flen);
+        queue_frame(c, 1, frame, flen);
+        return;
+    }
     queue_frame(c, 1, data, len);
 }
 
@@ -355,6 +363,14 @@ static int check_upgrade(lg_conn_t *c, const char *buf, size_t len)
 
 static void deliver(lg_conn_t *c, char *data, size_t len)
 {
+    if (lg_pq_active(c)) {
+        /* A session's frames must all open, in order: a bad one ends the connection, as the
+         * server does. */
+        if (lg_pq_open(c, data, len, &data, &len) != 0) {
+            fail(c, LG_EPROTO);
+            return;
+        }
+    }
     if (c->loop->h->on_text)
         c->loop->h->on_text(c, data, len);
 }

@@ -82,6 +82,44 @@ static void report_refusal(const lg_conn_t *c, const char *msg, size_t len)
     fprintf(stderr, "loadgen: %s refused: %.*s\n", c->uid, n < 0 ? 7 : n, n < 0 ? "unknown" : code);
 }
 
+static int send_register(lg_conn_t *c, const char *nonce, int nlen);
+
+/* The post-quantum path: hello -> pq_handshake -> pq_handshake_response, then (relay
+ * scenarios) register inside the session, or ready at once (pq-handshake). */
+static enum lg_sess_result pq_feed(lg_conn_t *c, const char *msg, size_t len)
+{
+    if (c->sess == LG_SESS_NONE && type_is(msg, len, "hello")) {
+        if (lg_pq_hello(c, msg, len) != 0) {
+            if (++reported_errors <= 5)
+                fprintf(stderr, "loadgen: %s: hello without nonce, serverKey or %s\n", c->uid,
+                        lg_pq_alg_name(lg_pq_alg()));
+            return LG_SESS_FAILED;
+        }
+        lg_pq_start(c, lg_pq_flags() & LG_PQ_REGISTER);
+        c->sess = LG_SESS_PQ;
+        return LG_SESS_CONSUMED;
+    }
+    if (c->sess == LG_SESS_PQ &&
+        (type_is(msg, len, "pq_handshake_response") || type_is(msg, len, "error"))) {
+        if (lg_pq_finish(c, msg, len) < 0) {
+            if (type_is(msg, len, "error"))
+                report_refusal(c, msg, len);
+            return LG_SESS_FAILED;
+        }
+        if (!(lg_pq_flags() & LG_PQ_REGISTER)) {
+            c->sess = LG_SESS_READY;
+            return LG_SESS_NOW_READY;
+        }
+        int nl = 0;
+        const char *nonce = lg_pq_nonce(c, &nl);
+        if (!nonce || send_register(c, nonce, nl) != 0)
+            return LG_SESS_FAILED;
+        c->sess = LG_SESS_REGISTERING;
+        return LG_SESS_CONSUMED;
+    }
+    return LG_SESS_PASS;
+}
+
 static int send_register(lg_conn_t *c, const char *nonce, int nlen)
 {
     char text[256];
@@ -119,6 +157,11 @@ enum lg_sess_result lg_sess_feed(lg_conn_t *c, const char *msg, size_t len)
             return LG_SESS_FAILED;
         }
         return LG_SESS_CONSUMED;
+    }
+    if (lg_pq_alg() != LG_PQ_NONE) {
+        enum lg_sess_result r = pq_feed(c, msg, len);
+        if (r != LG_SESS_PASS)
+            return r;
     }
     if (c->sess == LG_SESS_NONE && type_is(msg, len, "hello")) {
         const char *nonce;

@@ -122,6 +122,8 @@ int lg_run_relay(const lg_opts_t *o)
         lg_die("latency: --rate must be in (0, 10M] messages/s");
     if (!r.latency_mode && (o->window == 0 || o->window > 4096))
         lg_die("relay: --window 1..4096");
+    /* Every connection a PQ session: the keys of each are used, so each is derived. */
+    lg_pq_setup(o->pq, o->pq_pool, 1, LG_PQ_REGISTER);
     lg_scen_t s;
     lg_scen_init(&s, o, o->src);
     s.loop.rx_timestamps = r.latency_mode;
@@ -234,6 +236,10 @@ int lg_run_relay(const lg_opts_t *o)
     double secs = (double)(cb.t_ns - ca.t_ns) / 1e9;
     printf("{\"scenario\":\"%s\",\"proto\":\"%s\",\"pairs\":%u,\"msg_bytes\":%zu,", name,
            o->proto == LG_PROTO_PEERJS ? "peerjs" : "volli", r.npairs, msg_len);
+    if (o->pq != LG_PQ_NONE) {
+        lg_pq_print(stdout);
+        putchar(',');
+    }
     if (r.latency_mode)
         printf("\"target_rate\":%.0f,\"busy_poll\":%d,\"gen_stalled_pct\":%.3f,"
                "\"gen_gaps_over_1ms\":%llu,\"gen_max_gap_us\":%.1f,\"sent_in_window\":%llu,"
@@ -271,7 +277,8 @@ int lg_run_relay(const lg_opts_t *o)
         if (lg_write_cdf(path, r.lat_sock, r.nlat) != 0)
             rc = 1;
     }
-    if (r.order_err || r.in_window == 0 || r.snd->lost || r.rcv->lost)
+    if (r.order_err || r.in_window == 0 || r.snd->lost || r.rcv->lost ||
+        lg_pq_stats()->open_failed || lg_pq_stats()->bad_response)
         rc = 3;
     for (uint32_t i = 0; i < r.npairs; i++)
         free(r.pairs[i].msg);
@@ -279,5 +286,6 @@ int lg_run_relay(const lg_opts_t *o)
     free(r.lat);
     free(r.lat_sock);
     lg_scen_deinit(&s);
+    lg_pq_teardown();
     return rc;
 }

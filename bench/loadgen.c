@@ -3,8 +3,8 @@
  *
  *   loadgen SCENARIO --port P [options]      one JSON object on stdout, diagnostics on stderr
  *
- * Scenarios: connrate, idle, relay, latency, fanout, discover (see usage()). Every scenario is
- * bounded by --timeout and by its counts; every address is on the loopback network. */
+ * Scenarios: connrate, idle, relay, latency, fanout, discover, pq-handshake (see usage()). Every
+ * scenario is bounded by --timeout and by its counts; every address is on the loopback network. */
 #include "lg.h"
 
 #include <arpa/inet.h>
@@ -538,7 +538,12 @@ static void usage(FILE *f)
           "  latency   --pairs N --rate R --duration S --cdf FILE   one-way relay latency\n"
           "  fanout    --subs N --cycles K       presence to N subscribers (volli only)\n"
           "  discover  --users N --clients C --window W --offline N  requests/s (volli only)\n"
+          "  pq-handshake --pq ALG --concurrency N --duration S [--per-conn K] [--verify-every V]\n"
+          "                                      post-quantum handshakes/s (volli only): connect,\n"
+          "                                      hello, pq_handshake, response; K-1 rekeys inside\n"
           "  stallprobe --duration S             time this core does not run (no server)\n"
+          "post-quantum: --pq ML-KEM-768|X25519MLKEM768 (relay and latency: every connection\n"
+          "        runs a PQ session, all frames sealed), --pq-pool N pregenerated client keys\n"
           "common: --host 127.0.0.1 --proto volli|peerjs --src 127.0.0.2 --nsrc N\n"
           "        --server-pid PID --tag TAG --timeout S --concurrency N --warmup S\n"
           "        --busy-poll (latency: the generator never sleeps, to add no wake-up delay)\n",
@@ -570,18 +575,23 @@ int main(int argc, char **argv)
         .steps = "5000,10000,max",
         .procs = 4,
         .settle = 2,
+        .pq = LG_PQ_NONE,
+        .pq_pool = 64,
+        .verify_every = 16,
+        .per_conn = 1,
     };
     static const struct option longopts[] = {
-        {"host", 1, 0, 'H'},      {"port", 1, 0, 'p'},    {"proto", 1, 0, 'P'},
-        {"src", 1, 0, 's'},       {"nsrc", 1, 0, 'S'},    {"server-pid", 1, 0, 'k'},
-        {"tag", 1, 0, 't'},       {"timeout", 1, 0, 'T'}, {"concurrency", 1, 0, 'c'},
-        {"conns", 1, 0, 'n'},     {"rounds", 1, 0, 'r'},  {"pairs", 1, 0, 'a'},
-        {"window", 1, 0, 'w'},    {"size", 1, 0, 'z'},    {"duration", 1, 0, 'd'},
-        {"warmup", 1, 0, 'W'},    {"rate", 1, 0, 'R'},    {"subs", 1, 0, 'u'},
-        {"cycles", 1, 0, 'y'},    {"users", 1, 0, 'U'},   {"clients", 1, 0, 'C'},
-        {"offline", 1, 0, 'o'},   {"steps", 1, 0, 'x'},   {"procs", 1, 0, 'X'},
-        {"settle", 1, 0, 'e'},    {"cdf", 1, 0, 'f'},     {"help", 0, 0, 'h'},
-        {"busy-poll", 0, 0, 'B'}, {0, 0, 0, 0},
+        {"host", 1, 0, 'H'},         {"port", 1, 0, 'p'},     {"proto", 1, 0, 'P'},
+        {"src", 1, 0, 's'},          {"nsrc", 1, 0, 'S'},     {"server-pid", 1, 0, 'k'},
+        {"tag", 1, 0, 't'},          {"timeout", 1, 0, 'T'},  {"concurrency", 1, 0, 'c'},
+        {"conns", 1, 0, 'n'},        {"rounds", 1, 0, 'r'},   {"pairs", 1, 0, 'a'},
+        {"window", 1, 0, 'w'},       {"size", 1, 0, 'z'},     {"duration", 1, 0, 'd'},
+        {"warmup", 1, 0, 'W'},       {"rate", 1, 0, 'R'},     {"subs", 1, 0, 'u'},
+        {"cycles", 1, 0, 'y'},       {"users", 1, 0, 'U'},    {"clients", 1, 0, 'C'},
+        {"offline", 1, 0, 'o'},      {"steps", 1, 0, 'x'},    {"procs", 1, 0, 'X'},
+        {"settle", 1, 0, 'e'},       {"cdf", 1, 0, 'f'},      {"help", 0, 0, 'h'},
+        {"busy-poll", 0, 0, 'B'},    {"pq", 1, 0, 'q'},       {"pq-pool", 1, 0, 'Q'},
+        {"verify-every", 1, 0, 'v'}, {"per-conn", 1, 0, 'K'}, {0, 0, 0, 0},
     };
     if (argc < 2 || argv[1][0] == '-') {
         usage(argc >= 2 && strcmp(argv[1], "--help") == 0 ? stdout : stderr);
@@ -678,6 +688,20 @@ int main(int argc, char **argv)
         case 'f':
             o.cdf = optarg;
             break;
+        case 'q':
+            o.pq = lg_pq_alg_parse(optarg);
+            if (o.pq == LG_PQ_NONE)
+                lg_die("--pq: ML-KEM-768 or X25519MLKEM768");
+            break;
+        case 'Q':
+            o.pq_pool = (uint32_t)atol(optarg);
+            break;
+        case 'v':
+            o.verify_every = (uint32_t)atol(optarg);
+            break;
+        case 'K':
+            o.per_conn = (uint32_t)atol(optarg);
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -697,6 +721,11 @@ int main(int argc, char **argv)
             lg_die("--tag: up to 16 characters from [a-z0-9]");
     if (o.conc == 0 || o.nsrc < 1 || o.nsrc > 64)
         lg_die("--concurrency must be > 0 and --nsrc 1..64");
+    if (o.pq != LG_PQ_NONE && o.proto != LG_PROTO_VOLLI)
+        lg_die("--pq: post-quantum sessions are Volli Signal's (--proto volli)");
+    if (o.pq != LG_PQ_NONE && strcmp(o.scenario, "relay") != 0 &&
+        strcmp(o.scenario, "latency") != 0 && strcmp(o.scenario, "pq-handshake") != 0)
+        lg_die("--pq: for relay, latency and pq-handshake");
     /* One descriptor per connection: take all the hard limit allows. */
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
@@ -716,6 +745,8 @@ int main(int argc, char **argv)
         rc = lg_run_fanout(&o);
     else if (strcmp(o.scenario, "discover") == 0)
         rc = lg_run_discover(&o);
+    else if (strcmp(o.scenario, "pq-handshake") == 0)
+        rc = lg_run_pq_handshake(&o);
     else {
         usage(stderr);
         rc = 2;

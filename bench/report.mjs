@@ -34,13 +34,22 @@ const ratio = (theirs, ours) => (Number.isFinite(theirs) && Number.isFinite(ours
 // within the budget) the least disturbed, flagged.
 let limits = { others: 0.15, stall: 5 };
 const score = (r) => Math.max(r.others / limits.others, (r.stall ?? 0) / limits.stall);
-function chosen(records, scen, kind, reps) {
-    const ok = records.filter((r) => r.scenario === scen && r.kind === kind && r.ok);
+// variant: for scenarios run in several variants (bench/run.mjs), which one.
+function chosen(records, scen, kind, reps, variant) {
+    const mine = records.filter((r) => r.scenario === scen && r.kind === kind && (r.variant ?? null) === (variant ?? null));
+    const ok = mine.filter((r) => r.ok);
     const clean = ok.filter((r) => !r.disturbed);
     const dirty = ok.filter((r) => r.disturbed).sort((a, b) => score(a) - score(b));
     const use = [...clean, ...dirty].slice(0, Math.max(reps, 1));
-    return { use, disturbed: use.filter((r) => r.disturbed).length, all: records.filter((r) => r.scenario === scen && r.kind === kind) };
+    return { use, disturbed: use.filter((r) => r.disturbed).length, all: mine };
 }
+// The variants of the post-quantum scenarios, in the order they are reported.
+const PQ_VARIANTS = {
+    'pq-handshake': { mlkem: 'ML-KEM-768, one handshake per connection', hybrid: 'X25519MLKEM768, one handshake per connection',
+        rekey: 'ML-KEM-768, 16 handshakes per connection (15 rekeys inside the session)' },
+    'pq-relay': { plain: 'Plaintext', enc: 'PQ sessions (ML-KEM-768), every frame `enc`' },
+    'pq-latency': { plain: 'Plaintext', enc: 'PQ sessions (ML-KEM-768), every frame `enc`' },
+};
 const med = (sel, f) => median(sel.use.map((r) => f(r.json)));
 
 // ---------------------------------------------------------------------------------------------
@@ -137,6 +146,37 @@ function discoverSummary(sel) {
     };
 }
 
+function pqHandshakeSummary(sel) {
+    if (sel.use.length === 0) return null;
+    const j0 = sel.use[0].json;
+    return {
+        perSec: med(sel, (j) => j.per_sec), min: Math.min(...sel.use.map((r) => r.json.per_sec)),
+        max: Math.max(...sel.use.map((r) => r.json.per_sec)),
+        cpuUs: med(sel, (j) => j.server_cpu_us_per_hs), perCore: med(sel, (j) => j.per_core),
+        server: med(sel, (j) => j.cpu.server), gen: med(sel, (j) => j.cpu.gen), genUs: med(sel, (j) => j.gen_cpu_us_per_hs),
+        others: med(sel, (j) => j.cpu.others),
+        rttP50: med(sel, (j) => j.rtt.p50_us), rttP99: med(sel, (j) => j.rtt.p99_us),
+        connPerSec: med(sel, (j) => j.connections_per_sec),
+        verified: sel.use.reduce((t, r) => t + r.json.pq.verified, 0), completed: sel.use.reduce((t, r) => t + r.json.pq.completed, 0),
+        keyChecks: sel.use.reduce((t, r) => t + r.json.key_checks, 0),
+        conc: j0.concurrency, perConn: j0.per_conn, pool: j0.pq.pool, verifyEvery: j0.pq.verify_every, alg: j0.algorithm,
+    };
+}
+
+function pqRelaySummary(sel) {
+    const r = relaySummary(sel);
+    if (!r) return null;
+    return { ...r, cpuUs: med(sel, (j) => (j.cpu.server * j.seconds * 1e6) / j.delivered),
+        genUs: med(sel, (j) => (j.cpu.gen * j.seconds * 1e6) / j.delivered),
+        frames: sel.use.reduce((t, x) => t + (x.json.pq?.frames_opened ?? 0), 0) };
+}
+
+function pqLatencySummary(sel) {
+    const l = latencySummary(sel);
+    if (!l) return null;
+    return { ...l, cpuUs: med(sel, (j) => (j.cpu.server * j.seconds * 1e6) / j.delivered) };
+}
+
 // ---------------------------------------------------------------------------------------------
 // Plots
 
@@ -180,6 +220,24 @@ function writePlots(S, records, out, plots) {
         min: Math.min(...chosen(records, 'connrate', k, 3).use.map((r) => r.json.rounds[0].per_sec)),
         max: Math.max(...chosen(records, 'connrate', k, 3).use.map((r) => r.json.rounds[0].per_sec)),
     }));
+    // Post-quantum: handshakes/s per variant, and relay plain vs encrypted, side by side.
+    const pqBars = (name, scen, f) => {
+        const vs = Object.keys(PQ_VARIANTS[scen]).filter((v) => S[scen][v]);
+        const colours = [0x1f77b4, 0xff7f0e, 0x9467bd];
+        fs.writeFileSync(path.join(dir, `${name}.dat`), `# index label value min max colour\n${vs.map((v, i) => {
+            const x = S[scen][v];
+            return `${i} "${f(v)}" ${x.perSec} ${x.min} ${x.max} ${colours[i % colours.length]}`;
+        }).join('\n')}\n`);
+        return vs.length;
+    };
+    const nh = pqBars('pq_handshake', 'pq-handshake', (v) => ({ mlkem: 'ML-KEM-768', hybrid: 'X25519MLKEM768', rekey: 'rekeys (ML-KEM)' })[v]);
+    const nr = pqBars('pq_relay', 'pq-relay', (v) => ({ plain: 'plaintext', enc: 'PQ session (enc)' })[v]);
+    if (nh > 0 && nr > 0) {
+        const vars = `plotdir='${path.join(HERE, 'plot')}'; datadir='${dir}'; outdir='${plots}'`;
+        const r = spawnSync('gnuplot', ['-e', vars, path.join(HERE, 'plot', 'pq.gp')], { encoding: 'utf8' });
+        if (r.status !== 0) console.error(`gnuplot pq.gp: ${r.stderr || r.error}`);
+        else made.push('pq.png');
+    }
     if (S.fanout.volli) {
         fs.copyFileSync(path.join(out, 'runs', `${S.fanout.volli.medianRun}.cdf`), path.join(dir, 'fanout_read.dat'));
         fs.copyFileSync(path.join(out, 'runs', `${S.fanout.volli.medianRun}.cdf.socket`), path.join(dir, 'fanout_socket.dat'));
@@ -197,6 +255,8 @@ function summaryOf(id, j) {
     case 'relay': return `${int(j.per_sec)} msg/s, server ${fix(j.cpu.server, 2)} cores`;
     case 'latency': return `p99 ${us(j.latency.p99_us)}, server ${fix(j.cpu.server, 2)} cores`;
     case 'fanout': return `${j.cycles.map((c) => `${fix(c.online_ms, 1)} ms`).join(', ')}`;
+    case 'pq-handshake': return `${int(j.per_sec)} handshakes/s, server ${fix(j.server_cpu_us_per_hs, 0)} µs CPU each, ${fix(j.cpu.server, 2)} cores`;
+    case 'pq-relay': return `${int(j.per_sec)} msg/s, server ${fix(j.cpu.server, 2)} cores`;
     default: return '';
     }
 }
@@ -208,7 +268,24 @@ export function writeReport({ records, profiles, meta, out, results, plots, dryR
     const S = { idle: {}, connrate: {}, relay: {}, latency: {}, fanout: {}, discover: {}, 'discover-offline': {} };
     const fns = { idle: idleSummary, connrate: connSummary, relay: relaySummary, latency: latencySummary,
         fanout: fanoutSummary, discover: discoverSummary, 'discover-offline': discoverSummary };
-    for (const scen of Object.keys(S)) for (const k of KINDS) S[scen][k] = fns[scen](sel(scen, k));
+    // A summary that cannot be made (e.g. runs merged from a sitting whose generator printed
+    // less) leaves its section empty rather than losing the whole report.
+    const safe = (f, x, what) => {
+        try {
+            return f(x);
+        } catch (e) {
+            console.error(`report: ${what}: ${e.message}`);
+            return null;
+        }
+    };
+    for (const scen of Object.keys(S)) for (const k of KINDS) S[scen][k] = safe(fns[scen], sel(scen, k), `${scen}/${k}`);
+    // Post-quantum scenarios: Volli only, keyed by variant.
+    const pqFns = { 'pq-handshake': pqHandshakeSummary, 'pq-relay': pqRelaySummary, 'pq-latency': pqLatencySummary };
+    const P = {};
+    for (const [scen, f] of Object.entries(pqFns)) {
+        P[scen] = {};
+        for (const v of Object.keys(PQ_VARIANTS[scen])) P[scen][v] = safe(f, chosen(records, scen, 'volli', reps, v), `${scen}/${v}`);
+    }
 
     const V = (scen) => S[scen].volli;
     const targets = [];
@@ -229,15 +306,22 @@ export function writeReport({ records, profiles, meta, out, results, plots, dryR
         `${fix(V('fanout').later, 1)} ms until the last subscriber's socket has it (returning user; ` +
         `read by the generator ${fix(V('fanout').laterRead, 1)} ms; first-ever registration ${fix(V('fanout').first, 1)} ms)`,
         V('fanout').later < 100);
+    const hm = P['pq-handshake'].mlkem;
+    if (hm) target('pq-handshake', 'at least 5,000 post-quantum handshakes per second per core (ML-KEM-768)',
+        `${int(hm.perSec)}/s with the server on one core (it used ${fix(hm.server, 2)} of it); ` +
+        `${fix(hm.cpuUs, 0)} µs of server CPU each = ${int(hm.perCore)}/s per fully used core` +
+        (P['pq-handshake'].hybrid ? `; X25519MLKEM768 ${int(P['pq-handshake'].hybrid.perSec)}/s, ${fix(P['pq-handshake'].hybrid.cpuUs, 0)} µs` : ''),
+        hm.perSec >= 5000);
     const missed = targets.filter((t) => t.met === false).map((t) => t.id);
     if (dryRun) return { missed };
 
-    const made = writePlots(S, records, out, plots);
+    const made = writePlots({ ...S, ...P }, records, out, plots);
     const relPlot = (f) => path.relative(path.dirname(results), path.join(plots, f));
     const L = [];
     const p = (s = '') => L.push(s);
     const row = (cells) => p(`| ${cells.join(' | ')} |`);
-    const kinds = KINDS.filter((k) => Object.values(S).some((x) => x[k]));
+    const kinds = KINDS.filter((k) => Object.values(S).some((x) => x[k]) ||
+        (k === 'volli' && Object.values(P).some((x) => Object.values(x).some(Boolean))));
 
     p('# Volli Signal benchmark results');
     p();
@@ -251,6 +335,14 @@ export function writeReport({ records, profiles, meta, out, results, plots, dryR
     p(`- Servers: \`${meta.volliVersion}\` (Release build; flags \`${meta.volliFlags.join(' ')}\`), ` +
       `PeerJS server \`peer\` ${meta.peerVersion} and a Node \`ws\` ${meta.wsVersion} relay ` +
       `(bench/peers/ws-relay.mjs), both on Node ${meta.node}.`);
+    if (meta.sittings?.length > 1) {
+        p('- This file merges sittings (`make bench ONLY=...` re-runs some scenarios and keeps the others\' runs):');
+        for (const st of meta.sittings) {
+            p(`  - ${st.scenarios.join(', ')}: \`${st.command}\` on ${st.date.slice(0, 10)} (${st.date.slice(11, 16)} UTC), ` +
+              `commit \`${st.commit}\`${st.dirty ? ' with uncommitted changes' : ''}, ${fix(st.elapsed / 60, 1)} minutes, ` +
+              `machine load before it ${fix(st.loadBefore, 2)} cores.`);
+        }
+    }
     p(`- Medians of ${reps} run${reps > 1 ? 's' : ''} per figure; a run during which other processes used more than ` +
       `${meta.maxOthers} CPU cores, or before which the stall probe lost more than ${meta.maxStall}% of a core, is repeated ` +
       `(see [Runs](#runs)). Machine load before the sitting: ${fix(meta.loadBefore, 2)} cores.`);
@@ -280,6 +372,15 @@ export function writeReport({ records, profiles, meta, out, results, plots, dryR
     line('Relay latency max', (k) => S.latency[k]?.max, us);
     if (V('fanout')) row([`Presence fan-out to ${int(V('fanout').subs)} subscribers (last one knows)`, `${fix(V('fanout').later, 1)} ms`, ...kinds.slice(1).map(() => 'no presence')]);
     if (V('discover')) row(['Discover (online user) per s, p99', `${int(V('discover').perSec)}, ${us(V('discover').p99)}`, ...kinds.slice(1).map(() => 'no discover')]);
+    const noPq = kinds.slice(1).map(() => 'no PQ sessions');
+    for (const [v, name] of [['mlkem', 'ML-KEM-768'], ['hybrid', 'X25519MLKEM768']]) {
+        const h = P['pq-handshake'][v];
+        if (h) row([`PQ handshakes per s on one core, ${name} (server CPU each)`, `${int(h.perSec)} (${fix(h.cpuUs, 0)} µs)`, ...noPq]);
+    }
+    if (P['pq-relay'].plain && P['pq-relay'].enc) {
+        row(['Relay msg/s, PQ sessions vs plaintext (same run)', `${int(P['pq-relay'].enc.perSec)} vs ${int(P['pq-relay'].plain.perSec)} ` +
+            `(${fix(P['pq-relay'].enc.perSec / P['pq-relay'].plain.perSec, 2)}×)`, ...noPq]);
+    }
     p();
 
     p('## Targets');
@@ -508,6 +609,114 @@ export function writeReport({ records, profiles, meta, out, results, plots, dryR
     p('Latency here is measured in a closed loop at full load, so it includes queueing behind the other requests in flight.');
     p();
 
+    // 7. Post-quantum handshakes
+    p('## 7. Post-quantum handshakes');
+    p();
+    const H = P['pq-handshake'];
+    const h0 = H.mlkem ?? H.hybrid ?? H.rekey;
+    if (h0) {
+        p(`The server runs on one core (CPU 0), so handshakes per second is a per-core figure. ${h0.conc} connections at a ` +
+          'time, each: TCP connect, WebSocket upgrade, `hello` (nonce and `serverKey`), `pq_handshake` ' +
+          '(docs/protocol.md, "Post-quantum session"), `pq_handshake_response`; then the generator resets the connection ' +
+          '(no TIME_WAIT) and opens the next. The server does, per handshake, a JSON parse, the base64 decoding of the ' +
+          '1,184-byte (1,216 for the hybrid) client key, the FIPS 203 modulus check and ML-KEM-768 encapsulation (our ' +
+          'own implementation on OpenSSL 3.0\'s SHA-3: Debian\'s OpenSSL has no ML-KEM), for the hybrid an ephemeral ' +
+          'X25519 key pair and exchange, the transcript hash, HKDF, an Ed25519 signature, and the response. Handshakes ' +
+          'answered in the measured seconds (after a 1 s warm-up) count; "server CPU per handshake" is the server ' +
+          'process\'s utime + stime (/proc/PID/stat) over the same seconds divided by them, and includes its share of the ' +
+          'connection work (accept, upgrade, hello, close).');
+        p();
+        p(`What the generator does, so that the server\'s cost is what is measured: it makes ${h0.pool} client key pairs ` +
+          'once at start-up (ML-KEM-768, plus X25519 for the hybrid) and the handshakes take them in turn, with their base64 ' +
+          'encoded once (the server encapsulates afresh every time, so reusing client keys changes nothing on its side). ' +
+          'It checks every response (session id, algorithm, ciphertext and signature lengths); for one connection in ' +
+          `${h0.verifyEvery} it also verifies the Ed25519 signature over TH against the hello\'s \`serverKey\`, decapsulates, ` +
+          'derives both keys with HKDF, and proves them by sending a sealed `ping` and opening the sealed `pong` before ' +
+          'it closes. In the rekey variant every handshake\'s keys are derived (each rekey travels sealed under the keys ' +
+          'of the one before, and the response switches them), so there the generator does as much crypto as the server. ' +
+          'The crypto is the server\'s own src/crypto, compiled into the generator; tests/integration/87-pq-session ' +
+          'checks it against an independent Node client.');
+        p();
+        row(['Variant', 'Handshakes/s (server on 1 core)', 'Server CPU per handshake', 'Per fully used core*', 'Server core used',
+            'Generator CPU per handshake', 'Response time p50 / p99**', 'Signatures verified, keys derived']);
+        row(['---', '---:', '---:', '---:', '---:', '---:', '---:', '---:']);
+        for (const [v, label] of Object.entries(PQ_VARIANTS['pq-handshake'])) {
+            const h = H[v];
+            if (!h) continue;
+            row([label, `${int(h.perSec)} (${int(h.min)}–${int(h.max)})`, `${fix(h.cpuUs, 0)} µs`, int(h.perCore),
+                `${fix(h.server, 2)} cores`, `${fix(h.genUs, 0)} µs`, `${us(h.rttP50)} / ${us(h.rttP99)}`,
+                `${int(h.verified)} of ${int(h.completed)}, ${int(h.keyChecks)} sealed pings`]);
+        }
+        p();
+        p('*1 s divided by the server CPU per handshake: the rate the server would reach with its core all to itself. ' +
+          '**From sending `pq_handshake` to reading the response, with ' + h0.conc + ' handshakes in flight: mostly queueing ' +
+          'behind the others.');
+        p();
+        const cr = V('connrate');
+        if (cr) p(`For comparison, the plain connection rate (section 2: connect, upgrade, hello, register with an Ed25519 ` +
+            `verification and a store lookup) is ${int(cr.second?.perSec ?? cr.first.perSec)}/s for returning ids.\n`);
+        const sat = Object.values(H).filter(Boolean).every((h) => h.server > 0.9);
+        p(sat ? 'The server\'s core was saturated in every variant: the handshake rates are its limits.'
+            : 'Where the server used less than its whole core, the generator (on the other core) or other load on the ' +
+              'machine set the rate; the CPU time per handshake, and the per-core figure from it, still hold. ' +
+              `Other processes used a median of ${Object.values(H).filter(Boolean).map((h) => fix(h.others, 2)).join(' / ')} ` +
+              'cores during these runs.');
+        p();
+    } else p('No successful run.\n');
+
+    // 8. Encrypted relay
+    p('## 8. Relay inside post-quantum sessions');
+    p();
+    const R = P['pq-relay'];
+    if (R.plain || R.enc) {
+        const r0 = R.plain ?? R.enc;
+        p(`The relay throughput scenario of section 3 (${int(r0.pairs)} pairs, ${r0.bytes}-byte offers, ${r0.window} in flight ` +
+          'per pair), twice in the same sitting, alternating run by run with a fresh server each time: once in plaintext, ' +
+          'once with every connection (senders and receivers) in a PQ session made with ML-KEM-768 before it registers. ' +
+          'Then every frame both ways is `{"type":"enc","seq":N,"ct":...}`: the sender seals, the server opens (JSON, base64, ' +
+          'AES-256-GCM, the sequence number), relays, and seals again for the receiver, who opens it. The generator does ' +
+          'its sealing and opening with the server\'s own functions (reading the server\'s fixed `enc` layout directly ' +
+          'instead of through a JSON parser).');
+        p();
+        row(['Case', 'Delivered msg/s', 'Latency p50 under load', 'p99', 'Server CPU', 'Server CPU per message', 'Generator CPU']);
+        row(['---', '---:', '---:', '---:', '---:', '---:', '---:']);
+        for (const [v, label] of Object.entries(PQ_VARIANTS['pq-relay'])) {
+            const x = R[v];
+            if (!x) continue;
+            row([label, `${int(x.perSec)} (${int(x.min)}–${int(x.max)})`, us(x.p50), us(x.p99), `${fix(x.server, 2)} cores`,
+                `${fix(x.cpuUs, 2)} µs`, `${fix(x.gen, 2)} cores`]);
+        }
+        if (R.plain && R.enc) {
+            row(['**Encrypted / plaintext**', `**${fix(R.enc.perSec / R.plain.perSec, 3)}×**`, `${fix(R.enc.p50 / R.plain.p50, 2)}×`,
+                `${fix(R.enc.p99 / R.plain.p99, 2)}×`, '', `**${fix(R.enc.cpuUs / R.plain.cpuUs, 2)}×**`, '']);
+        }
+        p();
+        p('Latency here is closed-loop at full load (every pair keeps its window full), so it is mostly queueing: the ' +
+          'fixed-rate comparison below is the one to read for latency.');
+        p();
+        const L8 = P['pq-latency'];
+        if (L8.plain || L8.enc) {
+            const l0 = L8.plain ?? L8.enc;
+            p(`At a fixed ${int(l0.target)} offers per second (section 4\'s open-loop method, the generator busy-polling), ` +
+              'plaintext and PQ sessions alternating:');
+            p();
+            row(['Case', 'Achieved msg/s', 'p50', 'p90', 'p99', 'p99.9', 'max', 'Server CPU', 'Server CPU per message']);
+            row(['---', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:']);
+            for (const [v, label] of Object.entries(PQ_VARIANTS['pq-latency'])) {
+                const x = L8[v];
+                if (!x) continue;
+                row([label, int(x.rate) + (x.skipped ? ` (${int(x.skipped)} not sent: over 2 s behind)` : ''), us(x.p50), us(x.p90),
+                    us(x.p99), us(x.p999), us(x.max), `${fix(x.server, 2)} cores`, `${fix(x.cpuUs, 2)} µs`]);
+            }
+            if (L8.plain && L8.enc) row(['**Encrypted / plaintext**', '', `${fix(L8.enc.p50 / L8.plain.p50, 2)}×`,
+                `${fix(L8.enc.p90 / L8.plain.p90, 2)}×`, `**${fix(L8.enc.p99 / L8.plain.p99, 2)}×**`,
+                `${fix(L8.enc.p999 / L8.plain.p999, 2)}×`, '', '', `${fix(L8.enc.cpuUs / L8.plain.cpuUs, 2)}×`]);
+            p();
+        }
+        if (made.includes('pq.png')) p(`![Post-quantum handshakes and encrypted relay](${relPlot('pq.png')})`);
+        p();
+    } else p('No successful run.\n');
+
     // Profiles
     if (profiles.length) {
         p('## Profiles');
@@ -519,7 +728,7 @@ export function writeReport({ records, profiles, meta, out, results, plots, dryR
         p();
         for (const pr of profiles) {
             const j = pr.rec?.json;
-            p(`### ${pr.scenario}${j ? ` (this run: ${summaryOf(pr.scenario, j)}; others ${fix(pr.rec.others, 2)} cores)` : ''}`);
+            p(`### ${pr.scenario}${pr.variantLabel ? `, ${pr.variantLabel}` : ''}${j ? ` (this run: ${summaryOf(pr.scenario, j)}; others ${fix(pr.rec.others, 2)} cores)` : ''}`);
             p();
             if (pr.error || !pr.top?.length) {
                 p(`No profile: ${pr.error || 'no samples'}.`);
@@ -551,12 +760,13 @@ export function writeReport({ records, profiles, meta, out, results, plots, dryR
     row(['Scenario', 'Server', 'Run', 'Others (cores)', 'Stall probe', 'Quoted', 'Note']);
     row(['---', '---', '---', '---:', '---:', '---', '---']);
     for (const r of records) {
-        const used = Object.keys(S).some((sc) => sc === r.scenario && chosen(records, sc, r.kind, reps).use.includes(r));
-        row([r.scenario, LABEL[r.kind], r.run, fix(r.others, 2), `${fix(r.stall, 1)}%`, used ? 'yes' : 'no',
+        const used = [...Object.keys(S), ...Object.keys(P)].some((sc) => sc === r.scenario && chosen(records, sc, r.kind, reps, r.variant).use.includes(r));
+        row([r.variant ? `${r.scenario} (${r.variant})` : r.scenario, LABEL[r.kind], r.run, fix(r.others, 2), `${fix(r.stall, 1)}%`, used ? 'yes' : 'no',
             [r.disturbed ? 'disturbed' : '', r.error ? r.error.replace(/\|/g, '/').replace(/\n/g, ' ').slice(0, 160) : ''].filter(Boolean).join('; ')]);
     }
     p();
-    const flagged = Object.entries(S).flatMap(([sc]) => kinds.map((k) => [sc, k, chosen(records, sc, k, reps)]))
+    const flagged = [...Object.entries(S).flatMap(([sc]) => kinds.map((k) => [sc, k, chosen(records, sc, k, reps)])),
+        ...Object.keys(P).flatMap((sc) => Object.keys(PQ_VARIANTS[sc]).map((v) => [`${sc} (${v})`, 'volli', chosen(records, sc, 'volli', reps, v)]))]
         .filter(([, , s]) => s.disturbed > 0 || (s.all.length > 0 && s.use.length < reps));
     if (flagged.length) {
         p('Figures not from ' + reps + ' clean runs (the budget ran out while others kept the machine busy or the ' +

@@ -5,6 +5,11 @@
 //   node bench/run.mjs [--quick] [--only idle,relay,...] [--servers volli,ws,peerjs]
 //                      [--reps 3] [--no-profile]
 //
+// --only (or ONLY=pq-handshake,pq-relay in the environment, e.g. `make bench ONLY=...`) runs just
+// those scenarios; the other scenarios' runs and profiles are then taken over from the previous
+// sitting's results.json in the same output directory, so RESULTS.md keeps every section (its
+// header says which sitting each section comes from).
+//
 // Environment: VOLLI_BIN (server binary), LOADGEN (generator binary), BENCH_BUDGET (seconds for
 // the whole sitting; repeats stop when it runs out), BENCH_MAX_OTHERS (CPU cores other processes
 // may use during a run before it counts as disturbed, default 0.15), BENCH_MAX_STALL (percent of
@@ -40,7 +45,7 @@ function opt(name, def) {
 const QUICK = flag('--quick');
 const REPS = Number(opt('--reps', QUICK ? '1' : '3'));
 const MAX_ATTEMPTS = QUICK ? 1 : REPS + 3;
-const ONLY = opt('--only', '').split(',').filter(Boolean);
+const ONLY = opt('--only', process.env.ONLY || '').split(',').filter(Boolean);
 const SERVERS = opt('--servers', 'volli,ws,peerjs').split(',').filter(Boolean);
 const PROFILE = !flag('--no-profile') && !QUICK;
 const BUDGET_S = Number(process.env.BENCH_BUDGET || (QUICK ? 240 : 840));
@@ -63,6 +68,8 @@ for (const [what, file] of [['server binary (VOLLI_BIN)', VOLLI_BIN], ['generato
 }
 
 const T0 = Date.now();
+// Names this sitting in results.json: the runs of several sittings can be merged (--only).
+const SITTING = new Date(T0).toISOString();
 const elapsed = () => (Date.now() - T0) / 1000;
 const log = (...a) => console.log(`[${elapsed().toFixed(0).padStart(4)}s]`, ...a);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -76,6 +83,9 @@ const VOLLI_BENCH_FLAGS = [
     ['--max-connections-per-ip', '10000000'], ['--register-rate', '10000000'],
     ['--rate-messages', '10000000'], ['--rate-bytes', '1024m'], ['--lookup-rate', '100000000'],
     ['--max-subscriptions', '10000000'],
+    // No HTTP API listener: its port would be found by listeningPort() as readily as the
+    // WebSocket one, and its default 7881 collides between servers on one machine.
+    ['--api-port', '-1'],
 ];
 function supportedFlags() {
     const help = spawnSync(VOLLI_BIN, ['--help'], { encoding: 'utf8' }).stdout || '';
@@ -291,7 +301,50 @@ const SCENARIOS = [
         others: (j) => j.cpu?.others,
         ok: (j) => j.steps?.length > 1 && j.steps.every((s) => s.target === 0 || s.held > 0),
     },
+    // Post-quantum sessions (docs/protocol.md). Variants of one scenario run interleaved, each
+    // against a fresh server, so that plain and encrypted (or the two algorithms) see the same
+    // machine. The generator's share of the work is described in bench/lg.h.
+    {
+        id: 'pq-handshake', servers: ['volli'], timeout: 120, profile: 'always', profileSeconds: 3,
+        variants: [
+            { id: 'mlkem', label: 'ML-KEM-768, one per connection', args: ['--pq', 'ML-KEM-768'] },
+            { id: 'hybrid', label: 'X25519MLKEM768, one per connection', args: ['--pq', 'X25519MLKEM768'] },
+            { id: 'rekey', label: 'ML-KEM-768, 16 per connection (15 rekeys)', args: ['--pq', 'ML-KEM-768', '--per-conn', '16'] },
+        ],
+        args: () => ['pq-handshake', '--concurrency', '64', '--conns', '200000', '--verify-every', '16',
+            '--duration', Q ? '2' : '5', '--warmup', '1'],
+        others: (j) => j.cpu?.others,
+        ok: (j) => j.handshakes > 0 && j.failed === 0 && j.unexpected === 0 && j.key_checks > 0 &&
+            j.pq.bad_response === 0 && j.pq.refused === 0 && j.pq.open_failed === 0,
+    },
+    {
+        id: 'pq-relay', servers: ['volli'], timeout: 120, profile: 'always', profileVariant: 'enc', profileSeconds: 5,
+        variants: [
+            { id: 'plain', label: 'plaintext', args: [] },
+            { id: 'enc', label: 'PQ sessions (ML-KEM-768)', args: ['--pq', 'ML-KEM-768'] },
+        ],
+        args: () => ['relay', '--pairs', Q ? '200' : '1000', '--window', '16', '--size', '300',
+            '--duration', Q ? '2' : '6', '--warmup', '1'],
+        others: (j) => j.cpu?.others,
+        ok: (j) => j.delivered > 0 && j.order_errors === 0 && j.lost === 0 && !(j.pq?.open_failed > 0),
+    },
+    {
+        id: 'pq-latency', servers: ['volli'], timeout: 120,
+        variants: [
+            { id: 'plain', label: 'plaintext', args: [] },
+            { id: 'enc', label: 'PQ sessions (ML-KEM-768)', args: ['--pq', 'ML-KEM-768'] },
+        ],
+        args: (srv, run) => ['latency', '--pairs', Q ? '200' : '1000', '--rate', '20000', '--size', '300',
+            '--duration', Q ? '3' : '8', '--warmup', '1', '--busy-poll', '--cdf', path.join(RUNS_DIR, `${run}.cdf`)],
+        others: (j) => j.cpu?.others,
+        ok: (j) => j.delivered > 0 && j.order_errors === 0 && !(j.pq?.open_failed > 0),
+    },
 ].filter((s) => ONLY.length === 0 || ONLY.includes(s.id));
+
+// What one scenario runs per repetition: every server it applies to, times its variants.
+const casesOf = (scen) => scen.servers.filter((k) => SERVERS.includes(k))
+    .flatMap((kind) => (scen.variants ?? [null]).map((variant) => ({ kind, variant })));
+const sameCase = (r, scen, c) => r.scenario === scen.id && r.kind === c.kind && (r.variant ?? null) === (c.variant?.id ?? null);
 
 // Spins one generator process on each core for `seconds` (nothing else of ours runs): the
 // percentage of the time each was kept off its core, and the longest gap.
@@ -321,6 +374,7 @@ async function stallProbe(seconds) {
 }
 
 async function attempt(scen, kind, extra = {}) {
+    const variant = extra.variant ?? null;
     const run = `r${++runSeq}`;
     // Waiting for quiet spends only the slack the budget has beyond the base runs still to come.
     const quiet = await waitQuiet(Q ? 3 : Math.min(30, Math.max(0, RUN_BUDGET_S - elapsed() - pendingBaseS) / 10));
@@ -330,9 +384,9 @@ async function attempt(scen, kind, extra = {}) {
         server = await startServer(kind);
     } catch (e) {
         log(`${scen.id}/${kind}: ${e.message}`);
-        return { run, kind, scenario: scen.id, error: e.message, others: 0, stall: probe.stalled, probe, quiet };
+        return { run, kind, variant: variant?.id, scenario: scen.id, error: e.message, others: 0, stall: probe.stalled, probe, quiet };
     }
-    const args = [...scen.args(kind, run), '--port', String(server.port), '--server-pid', String(server.pid),
+    const args = [...scen.args(kind, run), ...(variant?.args ?? []), '--port', String(server.port), '--server-pid', String(server.pid),
         '--proto', SERVER_DEFS[kind].proto, '--tag', run, '--timeout', String(scen.timeout)];
     const res = await runLoadgen(args, scen.timeout, extra.onMeasuring ? () => extra.onMeasuring(server) : null);
     if (extra.onDone) await extra.onDone(server);
@@ -341,7 +395,7 @@ async function attempt(scen, kind, extra = {}) {
     await stopServer(server);
     const j = res.json;
     const rec = {
-        run, kind, scenario: scen.id, quiet, probe, args, code: res.code, json: j,
+        run, kind, variant: variant?.id, scenario: scen.id, quiet, probe, args, code: res.code, json: j,
         others: j ? scen.others(j) ?? 0 : 0, stall: probe.stalled, handling,
         ok: !!j && !crashed && scen.ok(j),
         stderr: res.stderr,
@@ -350,7 +404,7 @@ async function attempt(scen, kind, extra = {}) {
     else if (!j) rec.error = `generator: exit ${res.code ?? res.sig}: ${res.stderr}`;
     else if (!rec.ok) rec.error = `incomplete run: ${res.stderr || JSON.stringify(j).slice(0, 300)}`;
     rec.disturbed = rec.others > MAX_OTHERS || rec.stall > MAX_STALL;
-    log(`${scen.id.padEnd(16)} ${kind.padEnd(6)} ${run.padEnd(5)} others ${rec.others.toFixed(2)} cores, ` +
+    log(`${scen.id.padEnd(16)} ${(variant ? `${kind}/${variant.id}` : kind).padEnd(6)} ${run.padEnd(5)} others ${rec.others.toFixed(2)} cores, ` +
         `stalls ${rec.stall.toFixed(1)}%` +
         `${rec.disturbed ? ' (disturbed)' : ''}${rec.error ? ` ERROR ${rec.error.slice(0, 200)}` : ''}` +
         ` ${summary(scen.id, j)}`);
@@ -365,6 +419,10 @@ function summary(id, j) {
     case 'relay': return `${j.per_sec.toFixed(0)} msg/s`;
     case 'latency': return `p50 ${j.latency.p50_us}us p99 ${j.latency.p99_us}us p99.9 ${j.latency.p999_us}us`;
     case 'fanout': return j.cycles.map((c) => `${c.online_ms.toFixed(1)}ms`).join(' ');
+    case 'pq-handshake': return `${j.per_sec.toFixed(0)} handshakes/s, server ${j.server_cpu_us_per_hs.toFixed(0)} us each ` +
+        `(${j.cpu.server.toFixed(2)} cores), generator ${j.cpu.gen.toFixed(2)} cores`;
+    case 'pq-relay': return `${j.per_sec.toFixed(0)} msg/s p99 ${j.latency.p99_us}us, server ${j.cpu.server.toFixed(2)} cores`;
+    case 'pq-latency': return `p50 ${j.latency.p50_us}us p99 ${j.latency.p99_us}us p99.9 ${j.latency.p999_us}us`;
     default: return j.per_sec !== undefined ? `${j.per_sec.toFixed(0)}/s p99 ${j.latency?.p99_us}us` : '';
     }
 }
@@ -402,7 +460,9 @@ async function profile(scen, kind) {
     const data = path.join(OUT, `perf-${scen.id}-${kind}.data`);
     let perf = null;
     let sched = null;
+    const variant = scen.variants ? scen.variants.find((v) => v.id === scen.profileVariant) ?? scen.variants[0] : null;
     const rec = await attempt(scen, kind, {
+        variant,
         onMeasuring: (server) => {
             perf = spawn('perf', ['record', '-e', 'cpu-clock', '-F', '999', '-p', String(server.pid), '-o', data,
                 '--', 'sleep', String(scen.profileSeconds)], { stdio: 'ignore' });
@@ -429,7 +489,7 @@ async function profile(scen, kind) {
         return m ? { pct: Number(m[1]), dso: m[2] } : { raw: l };
     });
     fs.rmSync(data, { force: true });
-    return { scenario: scen.id, kind, top, dsos, sched, rec };
+    return { scenario: scen.id, kind, variant: variant?.id, variantLabel: variant?.label, top, dsos, sched, rec };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -441,29 +501,36 @@ async function main() {
     log(`machine load before the sitting: ${before.toFixed(2)} of ${os.cpus().length} cores busy; ` +
         `budget ${BUDGET_S}s, runs by others over ${MAX_OTHERS} cores are repeated`);
     const records = [];
+    const earlier = earlierSitting();
     pendingBaseS = SCENARIOS.reduce((t, sc) => t + estimate(sc) * REPS, 0);
     for (const scen of SCENARIOS) {
-        const kinds = scen.servers.filter((k) => SERVERS.includes(k));
+        const cases = casesOf(scen);
         for (let rep = 0; rep < REPS; rep++) {
-            for (const kind of kinds) {
-                pendingBaseS -= estimate(scen) / kinds.length;
-                records.push(await attempt(scen, kind));
+            for (const c of cases) {
+                pendingBaseS -= estimate(scen) / cases.length;
+                records.push(await attempt(scen, c.kind, { variant: c.variant }));
             }
         }
         // Repeats: disturbed or failed runs, until REPS clean ones or the budget is spent. Later
         // scenarios get their first REPS runs before any time goes to repeats here.
         const remaining = SCENARIOS.slice(SCENARIOS.indexOf(scen) + 1);
         const reserve = remaining.reduce((t, s) => t + estimate(s) * REPS, 0);
-        for (const kind of kinds) {
-            const mine = () => records.filter((r) => r.scenario === scen.id && r.kind === kind);
+        for (const c of cases) {
+            const mine = () => records.filter((r) => sameCase(r, scen, c));
             const good = (r) => r.ok && (!r.disturbed || scen.repeatDisturbed === false);
             while (mine().filter(good).length < REPS && mine().length < MAX_ATTEMPTS &&
-                   elapsed() + estimate(scen) + reserve < RUN_BUDGET_S) {
-                records.push(await attempt(scen, kind));
+                   elapsed() + estimate(scen) / cases.length + reserve < RUN_BUDGET_S) {
+                records.push(await attempt(scen, c.kind, { variant: c.variant }));
             }
         }
     }
-    const profiles = [];
+    for (const r of records) r.sitting = SITTING;
+    if (earlier) {
+        records.unshift(...earlier.records);
+        log(`kept ${earlier.records.length} run(s) of ${earlier.scenarios.join(', ')} from the sitting(s) of ` +
+            `${[...new Set(earlier.records.map((r) => r.sitting))].join(', ')}`);
+    }
+    const profiles = earlier ? [...earlier.profiles] : [];
     if (PROFILE && spawnSync('perf', ['--version']).status === 0) {
         // Where the server's time goes at its limits (connection rate, relay throughput), and in
         // any scenario whose target was missed.
@@ -472,22 +539,58 @@ async function main() {
             if (!scen.profile || !(scen.profile === 'always' || missed.includes(scen.id))) continue;
             if (!scen.servers.includes('volli') || !SERVERS.includes('volli')) continue;
             log(`profiling volli during ${scen.id}${missed.includes(scen.id) ? ' (target missed)' : ''}`);
-            profiles.push(await profile(scen, 'volli'));
+            const pr = await profile(scen, 'volli');
+            pr.sitting = SITTING;
+            profiles.push(pr);
         }
     }
-    fs.writeFileSync(path.join(OUT, 'results.json'), JSON.stringify({ meta: meta(before), records, profiles }, null, 1));
-    const { missed } = writeReport({ records, profiles, meta: meta(before), out: OUT, results: RESULTS, plots: PLOTS });
+    const m = { ...meta(before), sittings: sittingsOf(records, earlier, meta(before)) };
+    fs.writeFileSync(path.join(OUT, 'results.json'), JSON.stringify({ meta: m, records, profiles }, null, 1));
+    const { missed } = writeReport({ records, profiles, meta: m, out: OUT, results: RESULTS, plots: PLOTS });
     log(`wrote ${path.relative(ROOT, RESULTS)} and ${path.relative(ROOT, PLOTS)}/*.png` +
         `${missed.length ? `; targets missed: ${missed.join(', ')}` : '; all targets met'}`);
-    const failed = records.filter((r) => r.error).length;
+    const failed = records.filter((r) => r.error && r.sitting === SITTING).length;
     if (failed) log(`${failed} run(s) had errors; see RESULTS.md`);
 }
 
-// Seconds one run of a scenario takes on a quiet machine (for the repeat budget).
+// Seconds one run of a scenario takes on a quiet machine, for all its cases (for the repeat
+// budget).
 function estimate(scen) {
-    const full = { idle: 75, connrate: 14, relay: 12, latency: 13, fanout: 10, discover: 8, 'discover-offline': 9 };
-    const n = scen.servers.filter((k) => SERVERS.includes(k)).length;
+    const full = { idle: 75, connrate: 14, relay: 12, latency: 13, fanout: 10, discover: 8, 'discover-offline': 9,
+        'pq-handshake': 9, 'pq-relay': 13, 'pq-latency': 13 };
+    const n = casesOf(scen).length;
     return (Q ? 0.4 : 1) * (full[scen.id] ?? 15) * (scen.id === 'idle' ? 1 : n);
+}
+
+// With --only: the runs and profiles of the scenarios not run now, from the previous sitting
+// written to the same directory (themselves possibly merged from earlier ones). Run names go on
+// from the highest one kept, so the per-run files (latency CDFs) of both sittings coexist.
+function earlierSitting() {
+    if (ONLY.length === 0) return null;
+    const file = path.join(OUT, 'results.json');
+    let prev;
+    try {
+        prev = JSON.parse(fs.readFileSync(file, 'utf8'));
+    } catch {
+        log(`no earlier results in ${path.relative(ROOT, file)}: RESULTS.md will hold only ${ONLY.join(', ')}`);
+        return null;
+    }
+    const keep = (x) => !ONLY.includes(x.scenario);
+    const id = prev.meta.sitting ?? prev.meta.date;
+    const records = prev.records.filter(keep).map((r) => ({ ...r, sitting: r.sitting ?? id }));
+    const profiles = (prev.profiles ?? []).filter(keep).map((p) => ({ ...p, sitting: p.sitting ?? id }));
+    for (const r of records) runSeq = Math.max(runSeq, Number(/^r(\d+)$/.exec(r.run)?.[1] ?? 0));
+    const sittings = prev.meta.sittings ?? [{ id, date: prev.meta.date, command: prev.meta.command, commit: prev.meta.commit,
+        dirty: prev.meta.dirty, elapsed: prev.meta.elapsed, loadBefore: prev.meta.loadBefore, reps: prev.meta.reps }];
+    return { records, profiles, sittings, scenarios: [...new Set(records.map((r) => r.scenario))] };
+}
+
+// Which sitting each scenario's quoted runs come from, for the header of RESULTS.md.
+function sittingsOf(records, earlier, now) {
+    const all = [...(earlier?.sittings ?? []), { id: SITTING, date: now.date, command: now.command, commit: now.commit,
+        dirty: now.dirty, elapsed: now.elapsed, loadBefore: now.loadBefore, reps: now.reps }];
+    return all.map((s) => ({ ...s, scenarios: [...new Set(records.filter((r) => r.sitting === s.id).map((r) => r.scenario))] }))
+        .filter((s) => s.scenarios.length > 0);
 }
 
 function meta(loadBefore) {
@@ -503,7 +606,7 @@ function meta(loadBefore) {
     }
     const read = (f) => { try { return fs.readFileSync(f, 'utf8').trim(); } catch { return ''; } };
     return {
-        date: new Date().toISOString(), command: COMMAND, quick: QUICK, reps: REPS, maxOthers: MAX_OTHERS,
+        date: new Date().toISOString(), sitting: SITTING, command: COMMAND, quick: QUICK, reps: REPS, maxOthers: MAX_OTHERS,
         maxStall: MAX_STALL,
         budget: BUDGET_S, elapsed: elapsed(), loadBefore,
         cpu, cores: os.cpus().length, kernel: os.release(), memGiB: os.totalmem() / 2 ** 30,

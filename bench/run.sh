@@ -5,8 +5,10 @@
 # bench/out/quick/ instead (a smoke run, not for quoting).
 #
 # Environment: BENCH_BUILD (server build directory, default build/bench), VOLLI_BIN (use this
-# server binary instead of building one), JOBS (parallel build jobs, default 2), and
-# BENCH_BUDGET / BENCH_MAX_OTHERS (see bench/run.mjs).
+# server binary instead of building one), JOBS (parallel build jobs, default 2), ONLY (a comma-
+# separated list of scenarios, e.g. `make bench ONLY=pq-handshake,pq-relay,pq-latency`: the
+# other sections of RESULTS.md keep the previous sitting's runs), and BENCH_BUDGET /
+# BENCH_MAX_OTHERS (see bench/run.mjs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,5 +39,5 @@ if [ ! -d bench/peers/node_modules/peer ] || [ bench/peers/package-lock.json -nt
   (cd bench/peers && npm ci --no-audit --no-fund --loglevel=error </dev/null)
 fi
 
-export BENCH_COMMAND="${BENCH_COMMAND:-${BENCH_BUILD:+BENCH_BUILD=$BENCH_BUILD }make bench${QUICK:+ QUICK=$QUICK}}"
+export BENCH_COMMAND="${BENCH_COMMAND:-${BENCH_BUILD:+BENCH_BUILD=$BENCH_BUILD }make bench${QUICK:+ QUICK=$QUICK}${ONLY:+ ONLY=$ONLY}}"
 exec node bench/run.mjs "${args[@]}"

@@ -2,7 +2,8 @@
 # Smoke check of the benchmark harness, cheap enough for ctest: builds the load generator, starts
 # the given server binary on a free loopback port, runs the relay scenario for 2 seconds and
 # asserts that messages were delivered, in order, with nothing lost, and that the generator
-# exited 0.
+# exited 0; then the post-quantum scenarios for about a second each (handshakes with every
+# response verified, rekeys, a relay inside PQ sessions), so that they cannot silently rot.
 #   bench/smoke.sh [path/to/volli-signal]      (default: $VOLLI_BIN, else build/volli-signal)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -27,7 +28,8 @@ trap cleanup EXIT
 flags=()
 help="$("$bin" --help)"
 for f in "--max-connections-per-ip 10000000" "--register-rate 10000000" \
-         "--rate-messages 10000000" "--rate-bytes 1024m" "--lookup-rate 100000000"; do
+         "--rate-messages 10000000" "--rate-bytes 1024m" "--lookup-rate 100000000" \
+         "--api-port -1"; do
   grep -q -- "${f%% *} " <<<"$help" && flags+=($f)
 done
 "$bin" --host 127.0.0.1 --port 0 --data-dir "$work/data" --log-format json "${flags[@]}" \
@@ -42,20 +44,52 @@ for _ in $(seq 100); do
 done
 [ -n "$port" ] || { echo "smoke: server did not log its port" >&2; exit 1; }
 
+lg() { "$work/bin/loadgen" "$@" --port "$port" --server-pid "$server_pid" --timeout 60 2>"$work/loadgen.err"; }
+num() { grep -o "\"$2\":[0-9]*" <<<"$1" | head -1 | cut -d: -f2; }
+fail=0
+bad() { echo "smoke: $*" >&2; fail=1; }
+
+# 1. Plaintext relay, 2 s.
 rc=0
-out="$("$work/bin/loadgen" relay --port "$port" --server-pid "$server_pid" --pairs 50 --window 8 \
-       --duration 2 --warmup 0.5 --timeout 60 --tag smoke 2>"$work/loadgen.err")" || rc=$?
+out="$(lg relay --pairs 50 --window 8 --duration 2 --warmup 0.5 --tag smoke)" || rc=$?
 echo "$out"
 cat "$work/loadgen.err" >&2
-num() { grep -o "\"$1\":[0-9]*" <<<"$out" | head -1 | cut -d: -f2; }
-delivered="$(num delivered)"; order="$(num order_errors)"; lost="$(num lost)"
-fail=0
-[ "$rc" = 0 ] || { echo "smoke: loadgen exited $rc" >&2; fail=1; }
-[ "${delivered:-0}" -gt 0 ] || { echo "smoke: no message delivered" >&2; fail=1; }
-[ "${order:-1}" = 0 ] || { echo "smoke: $order messages out of order" >&2; fail=1; }
-[ "${lost:-1}" = 0 ] || { echo "smoke: $lost messages lost" >&2; fail=1; }
-kill -0 "$server_pid" 2>/dev/null || { echo "smoke: server died" >&2; fail=1; }
+delivered="$(num "$out" delivered)"
+[ "$rc" = 0 ] || bad "relay: loadgen exited $rc"
+[ "${delivered:-0}" -gt 0 ] || bad "relay: no message delivered"
+[ "$(num "$out" order_errors)" = 0 ] || bad "relay: messages out of order"
+[ "$(num "$out" lost)" = 0 ] || bad "relay: messages lost"
+
+# 2. The post-quantum scenarios (bench/run.mjs: pq-handshake, pq-relay, pq-latency), briefly:
+# every response fully verified (signature, keys, a sealed ping) for the hybrid; rekeys inside
+# the session for ML-KEM-768; and a relay where every frame is sealed.
+for args in "--pq X25519MLKEM768 --verify-every 1" "--pq ML-KEM-768 --per-conn 4 --verify-every 3"; do
+  rc=0
+  # shellcheck disable=SC2086
+  out="$(lg pq-handshake $args --pq-pool 8 --concurrency 8 --conns 100000 --duration 1 \
+         --warmup 0.2 --tag smokeh)" || rc=$?
+  echo "$out"
+  cat "$work/loadgen.err" >&2
+  [ "$rc" = 0 ] || bad "pq-handshake $args: loadgen exited $rc"
+  [ "$(num "$out" handshakes)" -gt 0 ] 2>/dev/null || bad "pq-handshake $args: no handshake"
+  [ "$(num "$out" key_checks)" -gt 0 ] 2>/dev/null || bad "pq-handshake $args: no key proved"
+  [ "$(num "$out" bad_response)" = 0 ] || bad "pq-handshake $args: bad responses"
+done
+rc=0
+out="$(lg relay --pq ML-KEM-768 --pq-pool 8 --pairs 20 --window 8 --duration 1 --warmup 0.3 \
+       --tag smokep)" || rc=$?
+echo "$out"
+cat "$work/loadgen.err" >&2
+[ "$rc" = 0 ] || bad "pq relay: loadgen exited $rc"
+[ "$(num "$out" delivered)" -gt 0 ] 2>/dev/null || bad "pq relay: no message delivered"
+[ "$(num "$out" frames_opened)" -gt "$(num "$out" delivered)" ] 2>/dev/null ||
+  bad "pq relay: frames were not sealed"
+[ "$(num "$out" open_failed)" = 0 ] || bad "pq relay: frames failed to open"
+[ "$(num "$out" order_errors)" = 0 ] || bad "pq relay: messages out of order"
+[ "$(num "$out" lost)" = 0 ] || bad "pq relay: messages lost"
+
+kill -0 "$server_pid" 2>/dev/null || bad "server died"
 if [ "$fail" = 0 ]; then
-  echo "smoke: ok, $delivered messages relayed in 2 s"
+  echo "smoke: ok, $delivered messages relayed in 2 s; PQ handshakes, rekeys and sealed relay ok"
 fi
 exit "$fail"
