@@ -801,6 +801,43 @@ static void test_json_text(void **state)
     vs_config_deinit(&cfg);
 }
 
+/* The cluster knobs: URLs are checked, and a password is never quoted back. */
+static void test_cluster_knobs(void **state)
+{
+    (void)state;
+    vs_config_t cfg;
+    accept_flag(&cfg, "--redis", "redis://:s3cret@127.0.0.1:6380/2");
+    assert_string_equal(cfg.redis, "redis://:s3cret@127.0.0.1:6380/2");
+    vs_config_deinit(&cfg);
+    accept_flag(&cfg, "--database", "postgresql://u:pw@db.example:5433/volli");
+    assert_string_equal(cfg.database, "postgresql://u:pw@db.example:5433/volli");
+    vs_config_deinit(&cfg);
+    accept_flag(&cfg, "--node-id", "node-1.eu_west");
+    assert_string_equal(cfg.node_id, "node-1.eu_west");
+    vs_config_deinit(&cfg);
+    reject_flag("--redis", "http://:s3cret@host", "--redis: must be redis://[:password@]host:port[/db]");
+    reject_flag_like("--redis", "redis://:s3cret@host:99999", "not a valid redis://");
+    reject_flag_like("--database", "mysql://root:s3cret@x/y", "must be a postgres://");
+    reject_flag_like("--node-id", "a b", "must be 1 to 64 characters");
+    reject_flag_like("--drain-timeout", "-1", "--drain-timeout");
+    reject_flag_like("--cluster-heartbeat", "0", "--cluster-heartbeat");
+    /* The secret never appears in the message. */
+    char err[256] = "";
+    assert_int_equal(LOAD(&cfg, err, "--redis", "redis://:s3cret@host:0"), VS_EUSAGE);
+    vs_config_deinit(&cfg);
+    assert_null(strstr(err, "s3cret"));
+    assert_int_equal(LOAD(&cfg, err, "--database", "pg://x:s3cret@h/d"), VS_EUSAGE);
+    vs_config_deinit(&cfg);
+    assert_null(strstr(err, "s3cret"));
+    /* Defaults. */
+    assert_int_equal(LOAD(&cfg, err, "--port", "1"), 0);
+    assert_null(cfg.redis);
+    assert_null(cfg.database);
+    assert_true(cfg.cluster_heartbeat == 1.0 && cfg.cluster_node_timeout == 3.0);
+    assert_true(cfg.redis_timeout == 2.0 && cfg.drain_timeout == 2.0);
+    vs_config_deinit(&cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -821,6 +858,7 @@ int main(void)
         cmocka_unit_test_setup(test_failure_keeps_cfg, reset_env),
         cmocka_unit_test_setup(test_help_version, reset_env),
         cmocka_unit_test_setup(test_json_text, reset_env),
+        cmocka_unit_test_setup(test_cluster_knobs, reset_env),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
