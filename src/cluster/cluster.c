@@ -128,7 +128,9 @@ void vs_cl_down(vs_cluster_t *cl, const char *why)
         snprintf(cl->reason_buf, sizeof cl->reason_buf, "%s", why);
     }
     cl->reason = cl->reason_buf;
-    VS_LOG(was_up ? VS_LOG_ERROR : VS_LOG_WARN, "redis_down", "reason", "%s", cl->reason, NULL);
+    if (!cl->leaving)
+        VS_LOG(was_up ? VS_LOG_ERROR : VS_LOG_WARN, "redis_down", "reason", "%s", cl->reason,
+               NULL);
     /* Freeing calls every pending reply callback with NULL: they see state DOWN. */
     redisAsyncContext *cmd = cl->cmd, *sub = cl->sub;
     cl->cmd = cl->sub = NULL;

@@ -61,7 +61,8 @@ void vs_cluster_room_left(vs_cluster_t *cl, vs_conn_t *c, const char *name, size
 /* Queues frame (borrowed, the complete message with "from" already in it) for user `to`
  * (borrowed, folded) on the node `node` (the user's rnode), sent by from (folded) whose request
  * id is id_raw (raw JSON string contents, may be NULL). A node that no longer has the user
- * answers with peer_offline through the bus. Returns 0, or VS_EIO when the bus is down. */
+ * answers with peer_offline through the bus. Returns 0, VS_EIO when the bus is down, or
+ * VS_ENOTFOUND when that node is dead (the user is about to be shown offline). */
 int vs_cluster_relay(vs_cluster_t *cl, uint16_t node, const char *to, const char *from,
                      const char *id_raw, size_t id_len, const char *frame, size_t len);
 /* Queues a room message (frame borrowed, "from" already in it) for the room's members on the

@@ -67,8 +67,10 @@ static vs_buf_t *node_batch(vs_cluster_t *cl, uint16_t idx)
 int vs_cluster_relay(vs_cluster_t *cl, uint16_t node, const char *to, const char *from,
                      const char *id_raw, size_t id_len, const char *frame, size_t len)
 {
-    if (cl->state != CL_UP || node < 2 || node > cl->nnodes || !cl->nodes[node]->alive)
+    if (cl->state != CL_UP)
         return VS_EIO;
+    if (node < 2 || node > cl->nnodes || !cl->nodes[node]->alive)
+        return VS_ENOTFOUND; /* its node died: its users are going offline */
     vs_buf_t *b = node_batch(cl, node);
     size_t at = begin(cl, b, 'R');
     put_str8(b, to, strlen(to));

@@ -172,8 +172,13 @@ static int relay_remote(vs_req_t *rq, const vs_envelope_t *env, const char *data
     vs_conn_t *c = rq->c;
     size_t n;
     const char *frame = spliced(c, env, data, len, &n);
-    if (vs_cluster_relay(c->srv->cluster, u->rnode, u->id, c->user->id, rq->id, rq->id_len, frame,
-                         n) != 0) {
+    int rc = vs_cluster_relay(c->srv->cluster, u->rnode, u->id, c->user->id, rq->id, rq->id_len,
+                              frame, n);
+    if (rc == VS_ENOTFOUND) {
+        vs_reply_error(rq, VS_WERR_PEER_OFFLINE, "the recipient is not online", u->id);
+        return -1;
+    }
+    if (rc != 0) {
         vs_reply_error(rq, VS_WERR_UNAVAILABLE,
                        "the recipient is on another node and the cluster bus is unavailable",
                        u->id);
