@@ -281,6 +281,7 @@ static void on_sub_message(redisAsyncContext *ac, void *reply, void *privdata)
     }
     if (strcmp(kind, "message") != 0 || r->element[2]->type != REDIS_REPLY_STRING)
         return;
+    cl->events_in++;
     const char *ch = r->element[1]->str;
     const char *data = r->element[2]->str;
     size_t len = r->element[2]->len;
@@ -335,8 +336,7 @@ static void connect_now(vs_cluster_t *cl)
         return;
     cl->state = CL_CONNECTING;
     cl->up_since = vs_cl_now(cl);
-    snprintf(cl->reason_buf, sizeof cl->reason_buf, "connecting to redis at %s:%d", cl->url.host,
-             cl->url.port);
+    /* The reason stays the last failure's while reconnecting: that is what an operator needs. */
     cl->cmd = open_ctx(cl, on_cmd_connect);
     cl->sub = cl->cmd ? open_ctx(cl, on_sub_connect) : NULL;
     if (!cl->cmd || !cl->sub)
@@ -425,7 +425,9 @@ int vs_cluster_new(vs_server_t *s, vs_cluster_t **out, char *err, size_t errlen)
     vs_cl_node(cl, cl->node, strlen(cl->node), &self); /* index 1 is this node */
     cl->nodes[self]->alive = 1;
     cl->state = CL_DOWN;
-    cl->reason = "connecting to redis";
+    snprintf(cl->reason_buf, sizeof cl->reason_buf, "connecting to redis at %s:%d", cl->url.host,
+             cl->url.port);
+    cl->reason = cl->reason_buf;
     cl->backoff_ms = BACKOFF_MIN_MS;
     uv_timer_init(cl->loop, &cl->hb_timer);
     uv_timer_init(cl->loop, &cl->watchdog);
@@ -440,6 +442,15 @@ int vs_cluster_new(vs_server_t *s, vs_cluster_t **out, char *err, size_t errlen)
     connect_now(cl);
     *out = cl;
     return 0;
+}
+
+int vs_cluster_catch_up(vs_cluster_t *cl)
+{
+    if (cl->state != CL_UP || !cl->sub)
+        return 0;
+    uint64_t before = cl->events_in;
+    redisAsyncHandleRead(cl->sub);
+    return cl->events_in != before;
 }
 
 int vs_cluster_busy(const vs_cluster_t *cl)
@@ -487,10 +498,24 @@ void vs_cluster_free(vs_cluster_t *cl)
     free(cl);
 }
 
+static const double lat_bounds[VS_CL_LAT_BUCKETS] = {0.0001, 0.00025, 0.0005, 0.001,
+                                                      0.0025, 0.005,   0.01,   0.025,
+                                                      0.05,   0.1,     0.25,   1};
+
+void vs_cl_observe_latency(vs_cluster_t *cl, double seconds)
+{
+    for (size_t i = 0; i < VS_CL_LAT_BUCKETS; i++)
+        if (seconds <= lat_bounds[i]) {
+            cl->lat_buckets[i]++;
+            break;
+        }
+    cl->lat_count++;
+    cl->lat_sum += seconds;
+}
+
 void vs_cluster_metrics(const vs_cluster_t *cl, vs_buf_t *o)
 {
-    static const double bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
-                                    0.01,   0.025,   0.05,   0.1,   0.25,   1};
+    const double *bounds = lat_bounds;
     size_t alive = 0;
     for (uint16_t i = 1; i <= cl->nnodes; i++)
         alive += cl->nodes[i]->alive;
@@ -512,10 +537,11 @@ void vs_cluster_metrics(const vs_cluster_t *cl, vs_buf_t *o)
                   (unsigned long long)cl->bus_in, (unsigned long long)cl->bus_out,
                   (unsigned long long)cl->publishes, (unsigned long long)cl->reconnects,
                   cl->state == CL_UP, alive);
-    vs_buf_puts(o, "# HELP volli_bus_latency_seconds Round trip of this node's heartbeat through "
-                   "Redis pub/sub.\n# TYPE volli_bus_latency_seconds histogram\n");
+    vs_buf_puts(o, "# HELP volli_bus_latency_seconds From publish to delivery through Redis: "
+                   "batches from other nodes (by the senders' wall clocks) and this node's own "
+                   "heartbeats.\n# TYPE volli_bus_latency_seconds histogram\n");
     uint64_t cum = 0;
-    for (size_t i = 0; i < 12; i++) {
+    for (size_t i = 0; i < VS_CL_LAT_BUCKETS; i++) {
         cum += cl->lat_buckets[i];
         vs_buf_printf(o, "volli_bus_latency_seconds_bucket{le=\"%g\"} %llu\n", bounds[i],
                       (unsigned long long)cum);

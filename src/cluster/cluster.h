@@ -81,6 +81,11 @@ typedef void (*vs_cluster_join_cb)(vs_conn_t *c, int rc, const char *members, si
 int vs_cluster_room_join(vs_cluster_t *cl, vs_conn_t *c, const char *name, size_t len,
                          int hidden, vs_cluster_join_cb cb, void *ud);
 
+/* Before answering that a user is offline: takes in the events already waiting on the
+ * subscription socket (one non-blocking read), so a registration another node has confirmed
+ * to its client is seen here too. Returns 1 if events were applied. */
+int vs_cluster_catch_up(vs_cluster_t *cl);
+
 /* End of a loop turn: publishes the batches filled during it (one PUBLISH per destination). */
 void vs_cluster_flush(vs_cluster_t *cl);
 

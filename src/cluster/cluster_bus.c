@@ -3,7 +3,8 @@
  * burst of relays costs one PUBLISH per destination node, not one per message, and one
  * publisher's records reach a node in the order they were sent.
  *
- * A batch: 'B', the origin node's id, '\n', then records: a type byte, a 32-bit little-endian
+ * A batch: 'B', the origin node's id, '\n', its send time (wall-clock microseconds, 64-bit
+ * little-endian: the receiver observes the bus latency from it), then records: a type byte, a 32-bit little-endian
  * body length, the body. Bodies (strings prefixed by an 8-bit length; the request id by a
  * 16-bit one, as it is raw JSON string contents):
  *   'R' relay:        to, from, id, then the frame to deliver
@@ -18,6 +19,7 @@
 #include "protocol/userid.h"
 
 #include <stdio.h>
+#include <time.h>
 #include <string.h>
 
 static void put_str8(vs_buf_t *b, const char *s, size_t n)
@@ -41,6 +43,7 @@ static size_t begin(vs_cluster_t *cl, vs_buf_t *b, char t)
         vs_buf_append(b, "B", 1);
         vs_buf_puts(b, cl->node);
         vs_buf_append(b, "\n", 1);
+        vs_buf_append(b, "\0\0\0\0\0\0\0\0", 8); /* the send time, filled by publish() */
     }
     vs_buf_append(b, &t, 1);
     size_t at = b->len;
@@ -98,8 +101,20 @@ int vs_cluster_room_message(vs_cluster_t *cl, const char *room, size_t room_len,
     return 0;
 }
 
+/* Wall-clock microseconds: comparable between the nodes' hosts as far as their clocks agree. */
+static uint64_t wall_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
 static void publish(vs_cluster_t *cl, const char *channel, vs_buf_t *b)
 {
+    const char *nl = memchr(b->p, '\n', b->len);
+    uint64_t t = wall_us();
+    for (int i = 0; i < 8 && nl; i++)
+        ((uint8_t *)nl)[1 + i] = (uint8_t)(t >> (8 * i));
     const char *argv[] = {"PUBLISH", channel, b->p};
     size_t lens[] = {7, strlen(channel), b->len};
     if (vs_cl_command(cl, NULL, NULL, 3, argv, lens) == 0)
@@ -240,6 +255,14 @@ void vs_cl_on_bus(vs_cluster_t *cl, const char *data, size_t len)
     if (!vs_cl_node(cl, data + 1, (size_t)(nl - data - 1), &origin) || origin == 1)
         return; /* our own batch on the event channel */
     const uint8_t *p = (const uint8_t *)nl + 1, *end = (const uint8_t *)data + len;
+    if (end - p < 8)
+        return;
+    uint64_t sent = 0;
+    for (int i = 0; i < 8; i++)
+        sent |= (uint64_t)p[i] << (8 * i);
+    p += 8;
+    uint64_t now = wall_us();
+    vs_cl_observe_latency(cl, now > sent ? (double)(now - sent) / 1e6 : 0.0);
     while (end - p >= 5) {
         char t = (char)p[0];
         uint32_t n = (uint32_t)p[1] | ((uint32_t)p[2] << 8) | ((uint32_t)p[3] << 16) |

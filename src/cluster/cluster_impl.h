@@ -15,6 +15,7 @@
 
 #define VS_NODE_ID_MAX 64
 #define VS_MAX_NODES 4096
+#define VS_CL_LAT_BUCKETS 12
 
 typedef struct vs_node {
     char id[VS_NODE_ID_MAX + 1];
@@ -74,8 +75,8 @@ struct vs_cluster {
     int ever_up;
     void *joins;                  /* cluster_sync.c's joins waiting for a reply */
     /* metrics */
-    uint64_t bus_in, bus_out, reconnects, publishes;
-    uint64_t lat_buckets[12], lat_count;
+    uint64_t bus_in, bus_out, reconnects, publishes, events_in;
+    uint64_t lat_buckets[VS_CL_LAT_BUCKETS], lat_count;
     double lat_sum;
 };
 
@@ -89,6 +90,8 @@ int vs_cl_eval(vs_cluster_t *cl, vs_cl_reply_fn fn, void *priv, int sc, const ch
 /* Marks Redis down (why: static or cl->reason_buf) and schedules the reconnect. */
 void vs_cl_down(vs_cluster_t *cl, const char *why);
 uint64_t vs_cl_now(const vs_cluster_t *cl);
+/* One bus latency observation for the histogram. */
+void vs_cl_observe_latency(vs_cluster_t *cl, double seconds);
 /* The node entry for id (len bytes), created on first sight; NULL when the table is full or id
  * is malformed. */
 vs_node_t *vs_cl_node(vs_cluster_t *cl, const char *id, size_t len, uint16_t *index);

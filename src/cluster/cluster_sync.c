@@ -516,18 +516,8 @@ static void on_hb(vs_cluster_t *cl, char **f, int n)
         return;
     cl->last_own_hb = node->last_hb;
     uint64_t sent = strtoull(f[2], NULL, 10), now = uv_hrtime();
-    if (sent && now >= sent) {
-        static const double bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
-                                        0.01,   0.025,   0.05,   0.1,   0.25,   1};
-        double sec = (double)(now - sent) / 1e9;
-        for (size_t i = 0; i < 12; i++)
-            if (sec <= bounds[i]) {
-                cl->lat_buckets[i]++;
-                break;
-            }
-        cl->lat_count++;
-        cl->lat_sum += sec;
-    }
+    if (sent && now >= sent)
+        vs_cl_observe_latency(cl, (double)(now - sent) / 1e9);
 }
 
 static void hold_event(vs_cluster_t *cl, const char *data, size_t len)

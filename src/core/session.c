@@ -152,6 +152,21 @@ static int forward(vs_conn_t *c, vs_conn_t *dst, const vs_envelope_t *env, const
     return dst->flags & VS_CONN_DOOMED ? -1 : 0;
 }
 
+/* Whether c may still be answered (events applied meanwhile may have replaced it). */
+static int usable(const vs_conn_t *c)
+{
+    return c->state == VS_CONN_WS && !(c->flags & VS_CONN_DOOMED);
+}
+
+/* In a cluster, before answering that a user is offline: takes in
+ * the events already waiting from Redis, so a registration confirmed on another node is seen
+ * here. Returns 1 if events were applied (the caller looks again and checks usable(c)). Never
+ * call it while a reply is being built in scratch: the events may use it. */
+static int catch_up(vs_conn_t *c)
+{
+    return c->srv->cluster ? vs_cluster_catch_up(c->srv->cluster) : 0;
+}
+
 /* The sender's object with "from" spliced in, into scratch (borrowed until the next use). */
 static const char *spliced(vs_conn_t *c, const vs_envelope_t *env, const char *data, size_t len,
                            size_t *out_len)
@@ -218,6 +233,11 @@ static void relay(vs_req_t *rq, const vs_envelope_t *env, const char *data, size
         return;
     }
     vs_user_t *u = vs_directory_find(s->dir, to, strlen(to));
+    if (!vs_user_online(u) && catch_up(c)) {
+        if (!usable(c) || !c->user)
+            return;
+        u = vs_directory_find(s->dir, to, strlen(to));
+    }
     vs_conn_t *dst = u ? u->conn : NULL;
     if (!dst && u && u->rnode && s->cluster) {
         if (relay_remote(rq, env, data, len, u) != 0)
@@ -305,6 +325,9 @@ static void discover(const vs_req_t *rq, json_t *root)
         }
         if (!within_lookup_rate(rq, 1))
             return;
+        if (!vs_user_online(vs_directory_find(s->dir, id, strlen(id))) && catch_up(rq->c) &&
+            !usable(rq->c))
+            return;
         b->len = 0;
         vs_buf_puts(b, "{\"type\":\"discover\",");
         append_user(s, b, id);
@@ -315,6 +338,12 @@ static void discover(const vs_req_t *rq, json_t *root)
     size_t n;
     if (fold_ids(rq, many, ids, &n) != 0 || !within_lookup_rate(rq, n))
         return;
+    for (size_t i = 0; i < n; i++)
+        if (!vs_user_online(vs_directory_find(s->dir, ids[i], strlen(ids[i])))) {
+            if (catch_up(rq->c) && !usable(rq->c))
+                return;
+            break;
+        }
     b->len = 0;
     vs_buf_puts(b, "{\"type\":\"discover\",\"users\":[");
     for (size_t i = 0; i < n; i++) {
@@ -359,6 +388,12 @@ static void subscribe(const vs_req_t *rq, json_t *root, int on)
             }
         }
     }
+    for (size_t i = 0; on && i < n; i++)
+        if (!vs_user_online(vs_directory_find(s->dir, ids[i], strlen(ids[i])))) {
+            if (catch_up(c) && !usable(c))
+                return;
+            break;
+        }
     for (size_t i = 0; i < n; i++) {
         size_t l = strlen(ids[i]);
         if (!on) {
@@ -457,11 +492,13 @@ static void join_room(const vs_req_t *rq, const char *name, size_t len)
         return;
     }
     vs_room_t *room = vs_rooms_find(s->rooms, name, len);
-    if (room && vs_rooms_membership(&c->rooms, room)) {
+    int member = room && vs_rooms_membership(&c->rooms, room);
+    if (member && !s->cluster) {
         reply_joined(rq, room); /* joining twice is harmless */
         return;
     }
-    if (c->rooms.n >= (uint32_t)s->cfg->max_rooms_per_conn) {
+    /* (In a cluster a second join asks again: the list spans every node.) */
+    if (!member && c->rooms.n >= (uint32_t)s->cfg->max_rooms_per_conn) {
         char msg[96];
         snprintf(msg, sizeof msg, "at most %d rooms per connection", s->cfg->max_rooms_per_conn);
         vs_reply_error(rq, VS_WERR_LIMIT_EXCEEDED, msg, NULL);

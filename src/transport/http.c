@@ -204,7 +204,8 @@ static void serve_health(vs_conn_t *c)
     vs_buf_puts(&out, "{\"status\":\"unavailable\",\"reason\":");
     vs_buf_json_str(&out, reason, strlen(reason));
     vs_buf_puts(&out, "}");
-    respond_json(c, 503, "Retry-After: 1\r\n", out.p);
+    vs_conn_http_send(c, 503, "application/json", "Retry-After: 1\r\n", out.p, out.len,
+                      wants_body(c));
     vs_buf_deinit(&out);
 }
 
