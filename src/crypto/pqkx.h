@@ -68,6 +68,9 @@ size_t vs_pq_frame_len(uint64_t seq, size_t len);
  * bytes, not NUL-terminated); tmp is scratch of len + 16 bytes. Returns 0 or VS_ECRYPTO. */
 int vs_pq_frame_seal(const uint8_t key[VS_PQ_KEY_LEN], uint64_t seq, const uint8_t *pt, size_t len,
                      uint8_t *tmp, char *out);
+/* 1 when text (len bytes) is in the exact form vs_pq_frame_seal writes, which
+ * vs_pq_frame_open reads without a JSON parser; 0 otherwise (it then uses jansson). */
+int vs_pq_frame_is_canonical(const char *text, size_t len);
 /* Opens an `enc` frame (text, len bytes): it must be a JSON object with "type":"enc", an
  * integer "seq" equal to seq and a string "ct" of standard base64. out receives the plaintext
  * (at most len bytes are ever needed; cap is out's size), *out_len its length.

@@ -227,6 +227,63 @@ static void test_enc_frames_and_seq(void **state)
     assert_int_equal(vs_pq_frame_open(key, 0, zero, strlen(zero), pt, sizeof pt, &n), VS_ECRYPTO);
 }
 
+/* The parser-free path for the canonical frame text must give exactly what jansson gives:
+ * every one-byte change of a real frame is compared with the same text made non-canonical by
+ * a space after the opening brace (which only jansson reads). */
+static void test_frame_open_fast_path_agrees(void **state)
+{
+    (void)state;
+    uint8_t key[32], pt[512], tmp[300];
+    for (int i = 0; i < 32; i++)
+        key[i] = (uint8_t)(i * 7 + 1);
+    static const uint64_t seqs[] = {0, 7, 10, 123456789012345678u};
+    static const char subst[] = {'0', '1', '9', 'A', '+', '/', '=', '"', '\\', ' ', '-', '}',
+                                 ',', 'e', '.', '\x01', '\x7f', '\xc3'};
+    size_t checked = 0, opened = 0;
+    for (size_t si = 0; si < sizeof seqs / sizeof seqs[0]; si++) {
+        const char *msg = "{\"type\":\"offer\",\"to\":\"bob\",\"offer\":{\"sdp\":\"v=0\"}}";
+        size_t mlen = strlen(msg), flen = vs_pq_frame_len(seqs[si], mlen);
+        char *frame = malloc(flen + 2), *slow = malloc(flen + 3);
+        assert_int_equal(
+            vs_pq_frame_seal(key, seqs[si], (const uint8_t *)msg, mlen, tmp, frame), 0);
+        assert_true(vs_pq_frame_is_canonical(frame, flen)); /* the fast path is taken */
+        for (size_t pos = 0; pos <= flen; pos++) {
+            for (size_t k = 0; k <= sizeof subst; k++) {
+                if (pos == flen && k > 0)
+                    break; /* only the unchanged frame at the end */
+                char *f = malloc(flen + 1);
+                memcpy(f, frame, flen);
+                size_t n = flen;
+                if (pos < flen && k < sizeof subst)
+                    f[pos] = subst[k];
+                slow[0] = '{';
+                slow[1] = ' ';
+                memcpy(slow + 2, f + 1, n - 1);
+                size_t o1 = 0, o2 = 0;
+                assert_false(vs_pq_frame_is_canonical(slow, n + 1));
+                int r1 = vs_pq_frame_open(key, seqs[si], f, n, pt, sizeof pt, &o1);
+                int r2 = f[0] == '{' ? vs_pq_frame_open(key, seqs[si], slow, n + 1, pt + 256,
+                                                        sizeof pt - 256, &o2)
+                                     : r1;
+                if (r1 != r2 || o1 != o2)
+                    fail_msg("seq %llu, byte %zu -> 0x%02x: fast %d (%zu), jansson %d (%zu)",
+                             (unsigned long long)seqs[si], pos, (unsigned)(uint8_t)f[pos], r1, o1,
+                             r2, o2);
+                if (r1 == 0) {
+                    assert_memory_equal(pt, pt + 256, o1);
+                    opened++;
+                }
+                checked++;
+                free(f);
+            }
+        }
+        free(frame);
+        free(slow);
+    }
+    assert_true(checked > 1000);
+    assert_true(opened >= 4); /* the unchanged frames (and changes that keep the text) */
+}
+
 static void test_x25519_rfc7748(void **state)
 {
     (void)state;
@@ -363,6 +420,7 @@ int main(void)
         cmocka_unit_test(test_transcript_and_keys_vector),
         cmocka_unit_test(test_gcm_vector_and_tamper),
         cmocka_unit_test(test_enc_frames_and_seq),
+        cmocka_unit_test(test_frame_open_fast_path_agrees),
         cmocka_unit_test(test_x25519_rfc7748),
         cmocka_unit_test(test_hybrid_handshake_both_sides),
         cmocka_unit_test(test_server_key_file),
