@@ -8,7 +8,7 @@
 // it is back registering works and earlier bindings hold. Redis with a password.
 
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { after, afterEach, before, beforeEach, describe, test } from 'node:test';
 import { Client, connectAs, makeIdentity } from './lib/client.mjs';
 import {
     Cluster, cleanup, discover, metric, relayOk, spread, startRedis, target, waitHealth,
@@ -19,8 +19,19 @@ import { mapLimit, scaled, sleep, uid } from './lib/util.mjs';
 const REDIS_TIMEOUT_MS = 2000; // the default --redis-timeout
 
 let cl;
+let load = null; // the running background load, stopped after each test whatever happened
 before(async () => {
     cl = await Cluster.start({ nodes: 3 });
+});
+// A test that failed half-way must not leave Redis or PostgreSQL down for the next one.
+beforeEach(async () => {
+    if (!cl.redis.running) await cl.redis.restart();
+    if (!cl.pg.running) await cl.pg.restart();
+    await allHealth(cl.live, 200, scaled(15000));
+});
+afterEach(() => {
+    load?.stop();
+    load = null;
 });
 after(cleanup);
 
@@ -30,6 +41,9 @@ async function allHealth(nodes, status, ms) {
     for (const node of nodes) {
         for (const api of [false, true]) {
             const h = await waitHealth(node, status, { api, ms });
+            assert.notEqual(h.json, undefined, `${node.nodeId} /healthz ${status} on the ` +
+                            `${api ? 'API' : 'main'} port: the body is not JSON: ` +
+                            JSON.stringify(h.body));
             assert.match(h.headers['content-type'] ?? '', /^application\/json/,
                          `${node.nodeId} /healthz content-type`);
             if (status === 200) {
@@ -99,6 +113,7 @@ function startLoad(clients, peerOf, every = 40) {
                                                (e.msg.type === 'error' && e.msg.id?.[0] === 'L')));
         }
     }, every);
+    timer.unref();
     state.stop = () => {
         clearInterval(timer);
         state.stopped = true;
@@ -154,7 +169,7 @@ describe('cluster: Redis failures', () => {
         const [watcher, target1] = [clients[0], clients[1]];
         watcher.send({ type: 'subscribe', id: 'ws', userIds: [target1.userId] });
         assert.equal((await watcher.recv((m) => m.id === 'ws')).online, true);
-        const load = startLoad(clients, crossPeer);
+        load = startLoad(clients, crossPeer);
         await sleep(500);
 
         const tKill = Date.now();
