@@ -129,8 +129,7 @@ void vs_cl_down(vs_cluster_t *cl, const char *why)
     }
     cl->reason = cl->reason_buf;
     if (!cl->leaving)
-        VS_LOG(was_up ? VS_LOG_ERROR : VS_LOG_WARN, "redis_down", "reason", "%s", cl->reason,
-               NULL);
+        VS_LOG(was_up ? VS_LOG_ERROR : VS_LOG_WARN, "redis_down", "reason", "%s", cl->reason, NULL);
     /* Freeing calls every pending reply callback with NULL: they see state DOWN. */
     redisAsyncContext *cmd = cl->cmd, *sub = cl->sub;
     cl->cmd = cl->sub = NULL;
@@ -235,18 +234,28 @@ static void auth(vs_cluster_t *cl, redisAsyncContext *ac)
     }
 }
 
+/* A connection attempt that failed: hiredis frees such a context itself. */
+static int connect_failed(vs_cluster_t *cl, const redisAsyncContext *ac, int status)
+{
+    if (status == REDIS_OK)
+        return 0;
+    if (ac == cl->cmd)
+        cl->cmd = NULL;
+    else
+        cl->sub = NULL;
+    snprintf(cl->reason_buf, sizeof cl->reason_buf, "redis unreachable at %s:%d: %s", cl->url.host,
+             cl->url.port, ac->errstr);
+    vs_cl_down(cl, cl->reason_buf);
+    return 1;
+}
+
 static void on_cmd_connect(const redisAsyncContext *ac, int status)
 {
     vs_cluster_t *cl = ac->data;
     if (!cl || ac != cl->cmd)
         return;
-    if (status != REDIS_OK) {
-        cl->cmd = NULL; /* hiredis frees a context that failed to connect */
-        snprintf(cl->reason_buf, sizeof cl->reason_buf, "redis unreachable at %s:%d: %s",
-                 cl->url.host, cl->url.port, ac->errstr);
-        vs_cl_down(cl, cl->reason_buf);
+    if (connect_failed(cl, ac, status))
         return;
-    }
     auth(cl, cl->cmd);
     char db[16];
     snprintf(db, sizeof db, "%d", cl->url.db);
@@ -263,8 +272,7 @@ static void on_sub_message(redisAsyncContext *ac, void *reply, void *privdata)
     if (!r || !cl || ac != cl->sub || cl->state == CL_DOWN)
         return;
     if (r->type == REDIS_REPLY_ERROR) {
-        snprintf(cl->reason_buf, sizeof cl->reason_buf, "redis refused SUBSCRIBE: %.100s",
-                 r->str);
+        snprintf(cl->reason_buf, sizeof cl->reason_buf, "redis refused SUBSCRIBE: %.100s", r->str);
         vs_cl_down(cl, cl->reason_buf);
         return;
     }
@@ -296,13 +304,8 @@ static void on_sub_connect(const redisAsyncContext *ac, int status)
     vs_cluster_t *cl = ac->data;
     if (!cl || ac != cl->sub)
         return;
-    if (status != REDIS_OK) {
-        cl->sub = NULL;
-        snprintf(cl->reason_buf, sizeof cl->reason_buf, "redis unreachable at %s:%d: %s",
-                 cl->url.host, cl->url.port, ac->errstr);
-        vs_cl_down(cl, cl->reason_buf);
+    if (connect_failed(cl, ac, status))
         return;
-    }
     auth(cl, cl->sub);
     char ev[32];
     snprintf(ev, sizeof ev, "vs:ev:%d", cl->url.db);
@@ -498,9 +501,8 @@ void vs_cluster_free(vs_cluster_t *cl)
     free(cl);
 }
 
-static const double lat_bounds[VS_CL_LAT_BUCKETS] = {0.0001, 0.00025, 0.0005, 0.001,
-                                                      0.0025, 0.005,   0.01,   0.025,
-                                                      0.05,   0.1,     0.25,   1};
+static const double lat_bounds[VS_CL_LAT_BUCKETS] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+                                                     0.01,   0.025,   0.05,   0.1,   0.25,   1};
 
 void vs_cl_observe_latency(vs_cluster_t *cl, double seconds)
 {

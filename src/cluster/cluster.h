@@ -50,8 +50,7 @@ int vs_cluster_up(const vs_cluster_t *cl, const char **reason);
  * the registration was sent to Redis: the cluster answers `registered` (vs_register_reply)
  * once it is ordered there, holding the connection's later frames until then; 0 when the
  * caller answers now (Redis is down: the registration is republished after the reconnect). */
-int vs_cluster_user_online(vs_cluster_t *cl, vs_conn_t *c, const vs_req_t *rq,
-                           int via_token);
+int vs_cluster_user_online(vs_cluster_t *cl, vs_conn_t *c, const vs_req_t *rq, int via_token);
 /* c goes away: its registration and room memberships end for the other nodes. Call before the
  * directory and rooms forget it. */
 void vs_cluster_conn_gone(vs_cluster_t *cl, vs_conn_t *c);
@@ -78,8 +77,8 @@ typedef void (*vs_cluster_join_cb)(vs_conn_t *c, int rc, const char *members, si
 /* Joins c (registered) to the room name (borrowed) cluster-wide, checking the participant
  * limit across nodes; sets c->waiting until done (later frames are held) and calls cb then.
  * ud is passed to cb (the caller owns it). Returns 0, or VS_EIO (cb not called) when down. */
-int vs_cluster_room_join(vs_cluster_t *cl, vs_conn_t *c, const char *name, size_t len,
-                         int hidden, vs_cluster_join_cb cb, void *ud);
+int vs_cluster_room_join(vs_cluster_t *cl, vs_conn_t *c, const char *name, size_t len, int hidden,
+                         vs_cluster_join_cb cb, void *ud);
 
 /* Before answering that a user is offline: takes in the events already waiting on the
  * subscription socket (one non-blocking read), so a registration another node has confirmed

@@ -4,12 +4,11 @@
  * publisher's records reach a node in the order they were sent.
  *
  * A batch: 'B', the origin node's id, '\n', its send time (wall-clock microseconds, 64-bit
- * little-endian: the receiver observes the bus latency from it), then records: a type byte, a 32-bit little-endian
- * body length, the body. Bodies (strings prefixed by an 8-bit length; the request id by a
- * 16-bit one, as it is raw JSON string contents):
- *   'R' relay:        to, from, id, then the frame to deliver
- *   'E' undeliverable: to, from, id (back to the origin: the sender gets peer_offline)
- *   'M' room message: room, from, then the frame (published on the event channel) */
+ * little-endian: the receiver observes the bus latency from it), then records: a type byte, a
+ * 32-bit little-endian body length, the body. Bodies (strings prefixed by an 8-bit length; the
+ * request id by a 16-bit one, as it is raw JSON string contents): 'R' relay:        to, from, id,
+ * then the frame to deliver 'E' undeliverable: to, from, id (back to the origin: the sender gets
+ * peer_offline) 'M' room message: room, from, then the frame (published on the event channel) */
 #include "cluster/cluster_impl.h"
 
 #include "common/error.h"
@@ -186,6 +185,15 @@ static int get_str16(reader_t *r, const char **s, size_t *n)
     return 0;
 }
 
+/* The to, from and request id that open 'R' and 'E' bodies. */
+static int get_addressing(reader_t *r, char to[VS_USERID_MAX + 1], char from[VS_USERID_MAX + 1],
+                          const char **id, size_t *id_len)
+{
+    if (get_str8(r, to, VS_USERID_MAX + 1) < 0 || get_str8(r, from, VS_USERID_MAX + 1) < 0)
+        return -1;
+    return get_str16(r, id, id_len);
+}
+
 static vs_conn_t *local_user(vs_cluster_t *cl, const char *uid)
 {
     vs_user_t *u = vs_directory_find(cl->srv->dir, uid, strlen(uid));
@@ -197,8 +205,7 @@ static void deliver_relay(vs_cluster_t *cl, uint16_t origin, reader_t *r)
     char to[VS_USERID_MAX + 1], from[VS_USERID_MAX + 1];
     const char *id;
     size_t id_len;
-    if (get_str8(r, to, sizeof to) < 0 || get_str8(r, from, sizeof from) < 0 ||
-        get_str16(r, &id, &id_len) < 0)
+    if (get_addressing(r, to, from, &id, &id_len) < 0)
         return;
     vs_conn_t *c = local_user(cl, to);
     if (c && c->state == VS_CONN_WS && !(c->flags & VS_CONN_DOOMED)) {
@@ -222,8 +229,7 @@ static void deliver_error(vs_cluster_t *cl, reader_t *r)
     char to[VS_USERID_MAX + 1], from[VS_USERID_MAX + 1];
     const char *id;
     size_t id_len;
-    if (get_str8(r, to, sizeof to) < 0 || get_str8(r, from, sizeof from) < 0 ||
-        get_str16(r, &id, &id_len) < 0)
+    if (get_addressing(r, to, from, &id, &id_len) < 0)
         return;
     vs_conn_t *c = local_user(cl, from);
     if (!c)

@@ -21,16 +21,25 @@ typedef struct vs_node {
     char id[VS_NODE_ID_MAX + 1];
     uint64_t last_hb; /* loop ms when its heartbeat was last heard */
     uint8_t alive;
-    uint8_t reaping;  /* a REAP script is in flight */
-    vs_buf_t out;     /* records for its bus channel, published at the end of the loop turn */
+    uint8_t reaping; /* a REAP script is in flight */
+    vs_buf_t out;    /* records for its bus channel, published at the end of the loop turn */
     uint32_t out_records;
 } vs_node_t;
 
 enum vs_cl_state { CL_DOWN, CL_CONNECTING, CL_UP };
 
 /* Scripts, loaded with SCRIPT LOAD at each connect and run with EVALSHA. */
-enum vs_cl_script { SC_REG, SC_REPUB, SC_UNREG, SC_HB, SC_REAP, SC_JOIN, SC_LEAVE, SC_SNAP,
-                    SC_COUNT };
+enum vs_cl_script {
+    SC_REG,
+    SC_REPUB,
+    SC_UNREG,
+    SC_HB,
+    SC_REAP,
+    SC_JOIN,
+    SC_LEAVE,
+    SC_SNAP,
+    SC_COUNT
+};
 
 typedef struct vs_cl_cmd vs_cl_cmd_t;
 typedef void (*vs_cl_reply_fn)(vs_cluster_t *cl, redisReply *r, void *priv);
@@ -51,29 +60,29 @@ struct vs_cluster {
     char bus_channel[VS_NODE_ID_MAX + 32];
     redisAsyncContext *cmd, *sub;
     int state;
-    int cmd_ready, sub_ready;     /* connected, authenticated, scripts loaded / subscribed */
+    int cmd_ready, sub_ready; /* connected, authenticated, scripts loaded / subscribed */
     int snap_pending;
-    const char *reason;           /* why down (static text) */
+    const char *reason; /* why down (static text) */
     char reason_buf[512];
     vs_cl_cmd_t *fifo_head, *fifo_tail; /* commands waiting for replies, oldest first */
     uv_timer_t hb_timer, watchdog, retry;
     uint64_t backoff_ms;
-    uint64_t last_own_hb;         /* loop ms when our own heartbeat came back on the channel */
+    uint64_t last_own_hb; /* loop ms when our own heartbeat came back on the channel */
     uint64_t up_since;
     char sha[SC_COUNT][41];
     vs_node_t *nodes[VS_MAX_NODES]; /* index 0 unused; entries live until free */
-    uint16_t nnodes;              /* highest index in use */
-    vs_map_t *node_index;         /* id -> (uintptr_t) index */
-    vs_buf_t ev_out;              /* records for the event channel (room messages) */
+    uint16_t nnodes;                /* highest index in use */
+    vs_map_t *node_index;           /* id -> (uintptr_t) index */
+    vs_buf_t ev_out;                /* records for the event channel (room messages) */
     uint32_t ev_records;
     vs_node_t *dirty[VS_MAX_NODES]; /* nodes with records this turn */
     size_t ndirty;
     vs_cl_held_t *held_head, *held_tail;
     uint64_t snap_seq;
-    uint32_t serial;              /* last registration serial handed out */
+    uint32_t serial; /* last registration serial handed out */
     int leaving;
     int ever_up;
-    void *joins;                  /* cluster_sync.c's joins waiting for a reply */
+    void *joins; /* cluster_sync.c's joins waiting for a reply */
     /* metrics */
     uint64_t bus_in, bus_out, reconnects, publishes, events_in;
     uint64_t lat_buckets[VS_CL_LAT_BUCKETS], lat_count;

@@ -32,16 +32,17 @@ const char *const vs_cl_scripts[SC_COUNT] = {
                "redis.call('PUBLISH',ARGV[1],'on|'..seq..'|'..ARGV[2]..'|'..ARGV[3])\n"
                "return seq\n",
     /* Republishing after an outage yields to a newer registration on a live node. */
-    [SC_REPUB] = "local cur=redis.call('HGET','vs:loc',ARGV[2])\n"
-                 "if cur==ARGV[3] then return {tonumber(redis.call('GET','vs:seq') or '0'),''} end\n"
-                 "if cur then local n=string.match(cur,'^([^|]+)|')\n"
-                 " if n~=ARGV[4] and redis.call('EXISTS','vs:node:'..n)==1 then return {-1,cur} end\n"
-                 "end\n"
-                 "redis.call('HSET','vs:loc',ARGV[2],ARGV[3])\n"
-                 "redis.call('SADD','vs:nu:'..ARGV[4],ARGV[2])\n"
-                 "local seq=redis.call('INCR','vs:seq')\n"
-                 "redis.call('PUBLISH',ARGV[1],'on|'..seq..'|'..ARGV[2]..'|'..ARGV[3])\n"
-                 "return {seq,''}\n",
+    [SC_REPUB] =
+        "local cur=redis.call('HGET','vs:loc',ARGV[2])\n"
+        "if cur==ARGV[3] then return {tonumber(redis.call('GET','vs:seq') or '0'),''} end\n"
+        "if cur then local n=string.match(cur,'^([^|]+)|')\n"
+        " if n~=ARGV[4] and redis.call('EXISTS','vs:node:'..n)==1 then return {-1,cur} end\n"
+        "end\n"
+        "redis.call('HSET','vs:loc',ARGV[2],ARGV[3])\n"
+        "redis.call('SADD','vs:nu:'..ARGV[4],ARGV[2])\n"
+        "local seq=redis.call('INCR','vs:seq')\n"
+        "redis.call('PUBLISH',ARGV[1],'on|'..seq..'|'..ARGV[2]..'|'..ARGV[3])\n"
+        "return {seq,''}\n",
     [SC_UNREG] = "if redis.call('HGET','vs:loc',ARGV[2])~=ARGV[3] then return 0 end\n"
                  "redis.call('HDEL','vs:loc',ARGV[2])\n"
                  "redis.call('SREM','vs:nu:'..ARGV[4],ARGV[2])\n"
@@ -55,35 +56,36 @@ const char *const vs_cl_scripts[SC_COUNT] = {
               "redis.call('PUBLISH',ARGV[1],'hb|'..ARGV[2]..'|'..ARGV[5])\n"
               "return 1\n",
     /* ARGV[3] '1': a node leaving on purpose (its heartbeat key is still there). */
-    [SC_REAP] = "if ARGV[3]~='1' and redis.call('EXISTS','vs:node:'..ARGV[2])==1 then return -1 end\n"
-                "redis.call('DEL','vs:node:'..ARGV[2])\n"
-                "local p=ARGV[2]..'|'\n"
-                "local n=0\n"
-                "for _,u in ipairs(redis.call('SMEMBERS','vs:nu:'..ARGV[2])) do\n"
-                " local v=redis.call('HGET','vs:loc',u)\n"
-                " if v and string.sub(v,1,#p)==p then\n"
-                "  redis.call('HDEL','vs:loc',u)\n"
-                "  local seq=redis.call('INCR','vs:seq')\n"
-                "  redis.call('PUBLISH',ARGV[1],'off|'..seq..'|'..u..'|'..v)\n"
-                "  n=n+1\n"
-                " end\n"
-                "end\n"
-                "redis.call('DEL','vs:nu:'..ARGV[2])\n"
-                "for _,m in ipairs(redis.call('SMEMBERS','vs:nr:'..ARGV[2])) do\n"
-                " local i=string.find(m,'|',1,true)\n"
-                " if i then\n"
-                "  local room=string.sub(m,1,i-1) local u=string.sub(m,i+1)\n"
-                "  local v=redis.call('HGET','vs:room:'..room,u)\n"
-                "  if v and string.sub(v,1,#p)==p then\n"
-                "   redis.call('HDEL','vs:room:'..room,u)\n"
-                "   redis.call('PUBLISH',ARGV[1],'rl|'..room..'|'..u..'|'..v)\n"
-                "  end\n"
-                " end\n"
-                "end\n"
-                "redis.call('DEL','vs:nr:'..ARGV[2])\n"
-                "redis.call('SREM','vs:nodes',ARGV[2])\n"
-                "redis.call('PUBLISH',ARGV[1],'dead|'..ARGV[2])\n"
-                "return n\n",
+    [SC_REAP] =
+        "if ARGV[3]~='1' and redis.call('EXISTS','vs:node:'..ARGV[2])==1 then return -1 end\n"
+        "redis.call('DEL','vs:node:'..ARGV[2])\n"
+        "local p=ARGV[2]..'|'\n"
+        "local n=0\n"
+        "for _,u in ipairs(redis.call('SMEMBERS','vs:nu:'..ARGV[2])) do\n"
+        " local v=redis.call('HGET','vs:loc',u)\n"
+        " if v and string.sub(v,1,#p)==p then\n"
+        "  redis.call('HDEL','vs:loc',u)\n"
+        "  local seq=redis.call('INCR','vs:seq')\n"
+        "  redis.call('PUBLISH',ARGV[1],'off|'..seq..'|'..u..'|'..v)\n"
+        "  n=n+1\n"
+        " end\n"
+        "end\n"
+        "redis.call('DEL','vs:nu:'..ARGV[2])\n"
+        "for _,m in ipairs(redis.call('SMEMBERS','vs:nr:'..ARGV[2])) do\n"
+        " local i=string.find(m,'|',1,true)\n"
+        " if i then\n"
+        "  local room=string.sub(m,1,i-1) local u=string.sub(m,i+1)\n"
+        "  local v=redis.call('HGET','vs:room:'..room,u)\n"
+        "  if v and string.sub(v,1,#p)==p then\n"
+        "   redis.call('HDEL','vs:room:'..room,u)\n"
+        "   redis.call('PUBLISH',ARGV[1],'rl|'..room..'|'..u..'|'..v)\n"
+        "  end\n"
+        " end\n"
+        "end\n"
+        "redis.call('DEL','vs:nr:'..ARGV[2])\n"
+        "redis.call('SREM','vs:nodes',ARGV[2])\n"
+        "redis.call('PUBLISH',ARGV[1],'dead|'..ARGV[2])\n"
+        "return n\n",
     /* Members of nodes that no longer beat are dropped before counting; ARGV[7] '1' skips
      * the limit (a membership coming back after an outage). */
     [SC_JOIN] = "local k='vs:room:'..ARGV[2]\n"
@@ -246,7 +248,7 @@ static void on_presence(vs_cluster_t *cl, int online, char **f, int n)
 
 typedef struct reg_ctx {
     uint32_t serial;
-    int answer;    /* `registered` waits for this reply */
+    int answer; /* `registered` waits for this reply */
     int via_token;
     vs_msg_type_t type;
     uint64_t t0;
@@ -319,8 +321,7 @@ static void on_repub_reply(vs_cluster_t *cl, redisReply *r, void *priv)
 }
 
 /* Sends c's registration (SC_REG or SC_REPUB); rq (may be NULL) is answered on the reply. */
-static int publish_reg(vs_cluster_t *cl, vs_conn_t *c, int sc, const vs_req_t *rq,
-                       int via_token)
+static int publish_reg(vs_cluster_t *cl, vs_conn_t *c, int sc, const vs_req_t *rq, int via_token)
 {
     char ev[32], val[128];
     ev_channel(cl, ev);
@@ -371,7 +372,6 @@ typedef struct join_ctx {
     char room[VS_ROOM_NAME_MAX + 1];
 } join_ctx_t;
 
-
 static void leave_args(vs_cluster_t *cl, const char *room, const char *uid, const char *val)
 {
     char ev[32];
@@ -414,8 +414,8 @@ static void on_join_reply(vs_cluster_t *cl, redisReply *r, void *priv)
         vs_conn_resume(c);
 }
 
-int vs_cluster_room_join(vs_cluster_t *cl, vs_conn_t *c, const char *name, size_t len,
-                         int hidden, vs_cluster_join_cb cb, void *ud)
+int vs_cluster_room_join(vs_cluster_t *cl, vs_conn_t *c, const char *name, size_t len, int hidden,
+                         vs_cluster_join_cb cb, void *ud)
 {
     if (cl->state != CL_UP || !c->user || len > VS_ROOM_NAME_MAX)
         return VS_EIO;
@@ -579,8 +579,7 @@ static void on_reap_reply(vs_cluster_t *cl, redisReply *r, void *priv)
     node->reaping = 0;
     if (r && r->type == REDIS_REPLY_INTEGER && r->integer >= 0 && node->alive) {
         node->alive = 0;
-        VS_LOG(VS_LOG_WARN, "node_dead", "node", "%s", node->id, "users", "%lld", r->integer,
-               NULL);
+        VS_LOG(VS_LOG_WARN, "node_dead", "node", "%s", node->id, "users", "%lld", r->integer, NULL);
     }
 }
 
@@ -745,8 +744,8 @@ static void on_snapshot(vs_cluster_t *cl, redisReply *r, void *priv)
     if (cl->ever_up)
         cl->reconnects++;
     cl->ever_up = 1;
-    VS_LOG(VS_LOG_INFO, "redis_up", "node", "%s", cl->node, "nodes", "%zu", live->elements,
-           "users", "%zu", r->element[2]->elements / 2, NULL);
+    VS_LOG(VS_LOG_INFO, "redis_up", "node", "%s", cl->node, "nodes", "%zu", live->elements, "users",
+           "%zu", r->element[2]->elements / 2, NULL);
 }
 
 void vs_cl_start_sync(vs_cluster_t *cl)

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int hexval(char c)
+int vs_hex_value(char c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -26,7 +26,7 @@ static int unescape(const char *p, size_t n, char *out, size_t cap)
         if (c == '%') {
             if (i + 2 >= n)
                 return VS_EINVAL;
-            int h = hexval(p[i + 1]), l = hexval(p[i + 2]);
+            int h = vs_hex_value(p[i + 1]), l = vs_hex_value(p[i + 2]);
             if (h < 0 || l < 0)
                 return VS_EINVAL;
             c = (char)(h * 16 + l);
@@ -115,8 +115,8 @@ int vs_url_parse(const char *text, enum vs_url_kind kind, vs_url_t *out)
     const char *at = memchr(p, '@', n);
     if (at) {
         const char *colon = memchr(p, ':', (size_t)(at - p));
-        if (!colon || unescape(colon + 1, (size_t)(at - colon - 1), u->password,
-                               sizeof u->password) != 0)
+        if (!colon ||
+            unescape(colon + 1, (size_t)(at - colon - 1), u->password, sizeof u->password) != 0)
             return VS_EINVAL;
         n -= (size_t)(at + 1 - p);
         p = at + 1;

@@ -12,6 +12,9 @@ typedef struct vs_url {
     int db;             /* Redis database number, 0 when absent */
 } vs_url_t;
 
+/* The value of a hexadecimal digit (either case), or -1. */
+int vs_hex_value(char c);
+
 /* Parses text (borrowed, NUL-terminated) as a URL of the given kind into out (borrowed; may be
  * NULL to only validate). Redis: redis://[[user]:password@]host[:port][/db]; percent escapes
  * are decoded in the password. PostgreSQL: postgres:// or postgresql:// followed by a

@@ -4,6 +4,7 @@
 #include "common/alloc.h"
 #include "common/buf.h"
 #include "common/log.h"
+#include "common/url.h"
 #include "core/metrics.h"
 #include "core/pq.h"
 #include "core/server_impl.h"
@@ -269,17 +270,6 @@ static void route_api(vs_conn_t *c, const char *path, int get)
         serve_server_key(c);
 }
 
-static int hexval(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
 /* The percent-decoded value of the query parameter name, into out (cap bytes). Returns its
  * length, -1 when absent, -2 when malformed or too long. */
 static long query_param(const char *url, const char *name, char *out, size_t cap)
@@ -295,7 +285,8 @@ static long query_param(const char *url, const char *name, char *out, size_t cap
             for (size_t i = nl + 1; i < n; i++) {
                 int ch = (unsigned char)p[i];
                 if (ch == '%') {
-                    int hi = i + 2 < n ? hexval(p[i + 1]) : -1, lo = hi >= 0 ? hexval(p[i + 2]) : -1;
+                    int hi = i + 2 < n ? vs_hex_value(p[i + 1]) : -1,
+                        lo = hi >= 0 ? vs_hex_value(p[i + 2]) : -1;
                     if (lo < 0)
                         return -2;
                     ch = hi * 16 + lo;
