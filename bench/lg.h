@@ -1,6 +1,7 @@
 /* lg.h: the benchmark load generator (bench/loadgen).
  *
- * Owns: client connections to ONE server on the loopback network (epoll, non-blocking, many
+ * Owns: client connections to one server, or to two nodes of a cluster (--port2), on the
+ * loopback network (epoll, non-blocking, many
  * per process, several source addresses 127.0.0.x), our own minimal RFC 6455 client framing
  * (masked frames out, unmasked in), the two client protocols it speaks (Volli Signal's, which
  * bench/peers/ws-relay.mjs also speaks, and PeerJS's), and the measurements (latency samples,
@@ -74,6 +75,7 @@ struct lg_conn {
     uint8_t in_flush;      /* on the loop's flush list */
     uint8_t want_out;      /* EPOLLOUT armed */
     uint8_t msg_opcode;    /* opcode of a fragmented message in progress, 0 if none */
+    uint8_t second;        /* connected to the loop's second server (lg_loop_set_second) */
     uint32_t idx;          /* the scenario's index for this connection */
     uint32_t role;         /* the scenario's role */
     uint64_t t_start;      /* lg_now_ns() when lg_connect() was called */
@@ -128,6 +130,10 @@ struct lg_loop {
     int64_t mono_minus_real;
     char ws_key[32], ws_accept[32];
     char host_hdr[64];
+    /* A second server (another node of the same cluster), for lg_connect_to(.., 1). */
+    int has_dst2;
+    struct sockaddr_in dst2;
+    char host_hdr2[64];
 };
 
 /* Connects to 127.0.0.1:port (addr must be in 127.0.0.0/8), using src_count source addresses
@@ -135,6 +141,9 @@ struct lg_loop {
 void lg_loop_init(lg_loop_t *l, enum lg_proto proto, const char *addr, int port,
                   const char *src_first, int src_count, const lg_handlers_t *h, void *ud);
 void lg_loop_deinit(lg_loop_t *l);
+/* Sets the loop's second server (addr in 127.0.0.0/8): connections made with
+ * lg_connect_to(.., second = 1) go there. Exits on error. */
+void lg_loop_set_second(lg_loop_t *l, const char *addr, int port);
 /* Adds fd (borrowed) to the loop: on_ctl is called when it is readable. */
 void lg_loop_watch_ctl(lg_loop_t *l, int fd);
 /* Waits up to timeout_ns (0: poll) for events, dispatches them, writes queued output and frees
@@ -143,6 +152,8 @@ void lg_loop_run_once(lg_loop_t *l, int64_t timeout_ns);
 /* Starts a connection for user uid (copied); its path is / (volli) or /peerjs?... (peerjs).
  * Returns NULL (and counts n_connect_fail) when the socket cannot even be started. */
 lg_conn_t *lg_connect(lg_loop_t *l, const char *uid, uint32_t idx, uint32_t role);
+/* lg_connect to the second server when second is 1 (lg_loop_set_second must have been called). */
+lg_conn_t *lg_connect_to(lg_loop_t *l, const char *uid, uint32_t idx, uint32_t role, int second);
 /* Queues one masked text frame (data borrowed, copied). */
 void lg_send_text(lg_conn_t *c, const char *data, size_t len);
 /* Closes at once. rst: with a TCP reset (SO_LINGER 0), so neither side keeps TIME_WAIT.
@@ -272,11 +283,14 @@ typedef struct lg_cpu_snap {
     uint64_t ksoft_ticks[8];
 } lg_cpu_snap_t;
 
-/* pids[0..nserver) are the server, the rest the generator (0 entries are skipped). */
+/* pids[0..nserver) are the server (with a cluster: both nodes and Redis), the rest the
+ * generator (0 entries are skipped). */
 void lg_cpu_snap(lg_cpu_snap_t *s, const pid_t *pids, int npids);
 /* Prints "cpu":{...} (cores used on average: server, gen, net, steal, others). Returns the
  * cores used by other processes, the quantity that marks a run as disturbed. */
 double lg_cpu_print(FILE *f, const lg_cpu_snap_t *a, const lg_cpu_snap_t *b, int nserver);
+/* Cores used on average by the i-th pid of the snapshots (0 for a 0 entry). */
+double lg_cpu_pid_cores(const lg_cpu_snap_t *a, const lg_cpu_snap_t *b, int i);
 /* Resident memory of pid in bytes (VmRSS), 0 if unknown. */
 uint64_t lg_rss_bytes(pid_t pid);
 /* The soft open-file limit of pid (from /proc/PID/limits), 0 if unknown. */
@@ -318,7 +332,24 @@ typedef struct lg_opts {
     uint32_t pq_pool;                 /* pregenerated client key pairs */
     uint32_t verify_every;            /* pq-handshake: verify/derive every Nth handshake */
     uint32_t per_conn;                /* pq-handshake: handshakes per connection (rekeys) */
+    int port2;                        /* relay, latency: a second node of the cluster, 0: none */
+    int place;                        /* with port2: enum lg_place of the pairs */
+    pid_t server_pid2, redis_pid;     /* with port2: the second node and Redis, for CPU */
 } lg_opts_t;
+
+/* Where the two ends of a relay pair connect when there are two nodes (--place). */
+enum lg_place {
+    LG_PLACE_CROSS = 0, /* senders on the first node, receivers on the second: every message
+                         * crosses the cluster bus */
+    LG_PLACE_SPREAD,    /* pair i wholly on node i % 2: the load is spread, nothing crosses */
+};
+
+/* Which node a population's connections go to (lg_pop_t.node). */
+enum lg_pop_node {
+    LG_NODE_FIRST = 0,
+    LG_NODE_SECOND,
+    LG_NODE_BY_INDEX, /* even indexes on the first node, odd ones on the second */
+};
 
 /* A set of connections of one role, brought up at most `conc` at a time. */
 typedef struct lg_pop {
@@ -327,6 +358,7 @@ typedef struct lg_pop {
     uint32_t n;        /* how many to bring up (may grow up to cap) */
     uint32_t next, pending, ready, failed, lost;
     char role;
+    uint8_t node;       /* enum lg_pop_node; LG_NODE_FIRST unless the loop has a second */
     uint64_t *setup_ns; /* optional: per index, connect to ready */
     uint64_t t_last_ready;
 } lg_pop_t;

@@ -87,6 +87,18 @@ void lg_loop_init(lg_loop_t *l, enum lg_proto proto, const char *addr, int port,
     EVP_EncodeBlock((unsigned char *)l->ws_accept, digest, sizeof digest);
 }
 
+void lg_loop_set_second(lg_loop_t *l, const char *addr, int port)
+{
+    l->dst2.sin_family = AF_INET;
+    l->dst2.sin_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET, addr, &l->dst2.sin_addr) != 1 || !is_loopback(l->dst2.sin_addr))
+        lg_die("server address %s is not in 127.0.0.0/8: the bench only talks to loopback", addr);
+    if (port <= 0 || port > 65535)
+        lg_die("bad port %d", port);
+    snprintf(l->host_hdr2, sizeof l->host_hdr2, "%s:%d", addr, port);
+    l->has_dst2 = 1;
+}
+
 static void free_conn(lg_conn_t *c)
 {
     lg_pq_conn_free(c);
@@ -264,6 +276,14 @@ void lg_send_text(lg_conn_t *c, const char *data, size_t len)
 
 lg_conn_t *lg_connect(lg_loop_t *l, const char *uid, uint32_t idx, uint32_t role)
 {
+    return lg_connect_to(l, uid, idx, role, 0);
+}
+
+lg_conn_t *lg_connect_to(lg_loop_t *l, const char *uid, uint32_t idx, uint32_t role, int second)
+{
+    if (second && !l->has_dst2)
+        lg_die("lg_connect_to: no second server set");
+    const struct sockaddr_in *dst = second ? &l->dst2 : &l->dst;
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         l->n_connect_fail++;
@@ -285,7 +305,7 @@ lg_conn_t *lg_connect(lg_loop_t *l, const char *uid, uint32_t idx, uint32_t role
             return NULL;
         }
     }
-    if (connect(fd, (struct sockaddr *)&l->dst, sizeof l->dst) != 0 && errno != EINPROGRESS) {
+    if (connect(fd, (const struct sockaddr *)dst, sizeof *dst) != 0 && errno != EINPROGRESS) {
         close(fd);
         l->n_connect_fail++;
         return NULL;
@@ -295,6 +315,7 @@ lg_conn_t *lg_connect(lg_loop_t *l, const char *uid, uint32_t idx, uint32_t role
     c->fd = fd;
     c->idx = idx;
     c->role = role;
+    c->second = (uint8_t)(second != 0);
     c->state = LG_CONNECTING;
     c->t_start = lg_now_ns();
     snprintf(c->uid, sizeof c->uid, "%s", uid);
@@ -326,7 +347,7 @@ static void on_connected(lg_conn_t *c)
     int n = snprintf(req, sizeof req,
                      "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                      "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n",
-                     path, l->host_hdr, l->ws_key);
+                     path, c->second ? l->host_hdr2 : l->host_hdr, l->ws_key);
     c->state = LG_UPGRADING;
     c->want_out = 0;
     set_events(c, EPOLLIN);

@@ -133,6 +133,10 @@ int lg_run_relay(const lg_opts_t *o)
     r.npairs = o->pairs;
     r.snd = lg_pop_add(&s, 's', o->pairs, 0);
     r.rcv = lg_pop_add(&s, 'r', o->pairs, 0);
+    if (o->port2) {
+        r.snd->node = o->place == LG_PLACE_CROSS ? LG_NODE_FIRST : LG_NODE_BY_INDEX;
+        r.rcv->node = o->place == LG_PLACE_CROSS ? LG_NODE_SECOND : LG_NODE_BY_INDEX;
+    }
     const char *name = r.latency_mode ? "latency" : "relay";
     if (lg_scen_bring_up(&s) != 0) {
         printf("{\"scenario\":\"%s\",\"error\":\"setup failed\",", name);
@@ -141,6 +145,10 @@ int lg_run_relay(const lg_opts_t *o)
         lg_scen_deinit(&s);
         return 3;
     }
+    /* A node learns of another node's users through the cluster's event channel, after their
+     * `registered`: a relay sent at once could still find the receiver unknown there. */
+    if (o->port2)
+        lg_scen_sleep(&s, 0.5);
     r.pairs = lg_xcalloc(r.npairs, sizeof *r.pairs);
     size_t msg_len = 0;
     for (uint32_t i = 0; i < r.npairs; i++) {
@@ -169,7 +177,8 @@ int lg_run_relay(const lg_opts_t *o)
     r.lat = lg_xmalloc(r.caplat * sizeof *r.lat);
     if (r.latency_mode)
         r.lat_sock = lg_xmalloc(r.caplat * sizeof *r.lat_sock);
-    pid_t pids[2] = {o->server_pid, getpid()};
+    /* The system under test: the server, or with a cluster both nodes and Redis. */
+    pid_t pids[4] = {o->server_pid, o->server_pid2, o->redis_pid, getpid()};
     lg_cpu_snap_t ca, cb;
     int have_a = 0, have_b = 0;
     r.sending = 1;
@@ -191,13 +200,13 @@ int lg_run_relay(const lg_opts_t *o)
         }
         r.last_turn = now;
         if (!have_a && now >= r.t_meas) {
-            lg_cpu_snap(&ca, pids, 2);
+            lg_cpu_snap(&ca, pids, 4);
             have_a = 1;
             lg_mark_measuring();
         }
         if (now >= r.t_end) {
             if (!have_b) {
-                lg_cpu_snap(&cb, pids, 2);
+                lg_cpu_snap(&cb, pids, 4);
                 have_b = 1;
             }
             r.sending = 2;
@@ -226,9 +235,9 @@ int lg_run_relay(const lg_opts_t *o)
         lg_loop_run_once(&s.loop, o->busy_poll ? 0 : wait);
     }
     if (!have_a)
-        lg_cpu_snap(&ca, pids, 2);
+        lg_cpu_snap(&ca, pids, 4);
     if (!have_b)
-        lg_cpu_snap(&cb, pids, 2);
+        lg_cpu_snap(&cb, pids, 4);
     /* Drain: whatever is still in flight gets two seconds, then counts as lost. */
     uint64_t drain_end = lg_now_ns() + 2000000000ull;
     while (inflight(&r) > 0 && lg_now_ns() < drain_end && !lg_scen_expired(&s))
@@ -262,8 +271,16 @@ int lg_run_relay(const lg_opts_t *o)
         lg_print_percentiles(stdout, "latency_socket", r.lat_sock, r.nlat);
         putchar(',');
     }
-    lg_cpu_print(stdout, &ca, &cb, 1);
+    lg_cpu_print(stdout, &ca, &cb, 3);
     putchar(',');
+    if (o->port2)
+        printf("\"cluster\":{\"place\":\"%s\",\"cpu_node1\":%.3f,\"cpu_node2\":%.3f,"
+               "\"cpu_redis\":%.3f},",
+               o->place == LG_PLACE_CROSS ? "cross" : "spread", lg_cpu_pid_cores(&ca, &cb, 0),
+               lg_cpu_pid_cores(&ca, &cb, 1), lg_cpu_pid_cores(&ca, &cb, 2));
+    else if (o->redis_pid)
+        printf("\"cluster\":{\"place\":\"single\",\"cpu_node1\":%.3f,\"cpu_redis\":%.3f},",
+               lg_cpu_pid_cores(&ca, &cb, 0), lg_cpu_pid_cores(&ca, &cb, 2));
     lg_print_counters(stdout, &s);
     printf("}\n");
     int rc = 0;

@@ -183,6 +183,15 @@ double lg_cpu_print(FILE *f, const lg_cpu_snap_t *a, const lg_cpu_snap_t *b, int
     return others;
 }
 
+double lg_cpu_pid_cores(const lg_cpu_snap_t *a, const lg_cpu_snap_t *b, int i)
+{
+    if (i < 0 || i >= a->npids || i >= b->npids || a->pids[i] <= 0 || a->pids[i] != b->pids[i] ||
+        b->ticks[i] < a->ticks[i] || b->t_ns <= a->t_ns)
+        return 0;
+    double wall = (double)(b->t_ns - a->t_ns) / 1e9;
+    return (double)(b->ticks[i] - a->ticks[i]) / (double)sysconf(_SC_CLK_TCK) / wall;
+}
+
 static uint64_t status_kb(pid_t pid, const char *field)
 {
     char path[64], buf[4096];

@@ -92,6 +92,8 @@ void lg_scen_init(lg_scen_t *s, const lg_opts_t *o, const char *src_first)
     memset(s, 0, sizeof *s);
     s->o = o;
     lg_loop_init(&s->loop, o->proto, o->host, o->port, src_first, o->nsrc, &handlers, s);
+    if (o->port2)
+        lg_loop_set_second(&s->loop, o->host, o->port2);
     s->t_begin = lg_now_ns();
     s->deadline = s->t_begin + (uint64_t)(o->timeout * 1e9);
 }
@@ -130,7 +132,9 @@ void lg_scen_fill(lg_scen_t *s, uint32_t conc)
         while (pending < conc && p->next < p->n) {
             char uid[LG_UID_MAX];
             lg_uid(uid, s->o->tag, p->role, p->next);
-            lg_conn_t *c = lg_connect(&s->loop, uid, p->next, (uint32_t)i);
+            int second = p->node == LG_NODE_SECOND ||
+                         (p->node == LG_NODE_BY_INDEX && (p->next & 1));
+            lg_conn_t *c = lg_connect_to(&s->loop, uid, p->next, (uint32_t)i, second);
             if (c) {
                 p->conns[p->next] = c;
                 p->pending++;
@@ -544,6 +548,9 @@ static void usage(FILE *f)
           "  stallprobe --duration S             time this core does not run (no server)\n"
           "post-quantum: --pq ML-KEM-768|X25519MLKEM768 (relay and latency: every connection\n"
           "        runs a PQ session, all frames sealed), --pq-pool N pregenerated client keys\n"
+          "cluster (relay, latency): --port2 P a second node: --place cross (senders on --port,\n"
+          "        receivers on --port2) or spread (pair i wholly on node i % 2);\n"
+          "        --server-pid2 PID --redis-pid PID for the CPU accounting\n"
           "common: --host 127.0.0.1 --proto volli|peerjs --src 127.0.0.2 --nsrc N\n"
           "        --server-pid PID --tag TAG --timeout S --concurrency N --warmup S\n"
           "        --busy-poll (latency: the generator never sleeps, to add no wake-up delay)\n",
@@ -591,7 +598,9 @@ int main(int argc, char **argv)
         {"offline", 1, 0, 'o'},      {"steps", 1, 0, 'x'},    {"procs", 1, 0, 'X'},
         {"settle", 1, 0, 'e'},       {"cdf", 1, 0, 'f'},      {"help", 0, 0, 'h'},
         {"busy-poll", 0, 0, 'B'},    {"pq", 1, 0, 'q'},       {"pq-pool", 1, 0, 'Q'},
-        {"verify-every", 1, 0, 'v'}, {"per-conn", 1, 0, 'K'}, {0, 0, 0, 0},
+        {"verify-every", 1, 0, 'v'}, {"per-conn", 1, 0, 'K'}, {"port2", 1, 0, '2'},
+        {"place", 1, 0, 'L'},        {"server-pid2", 1, 0, 'j'}, {"redis-pid", 1, 0, 'm'},
+        {0, 0, 0, 0},
     };
     if (argc < 2 || argv[1][0] == '-') {
         usage(argc >= 2 && strcmp(argv[1], "--help") == 0 ? stdout : stderr);
@@ -702,6 +711,23 @@ int main(int argc, char **argv)
         case 'K':
             o.per_conn = (uint32_t)atol(optarg);
             break;
+        case '2':
+            o.port2 = atoi(optarg);
+            break;
+        case 'L':
+            if (strcmp(optarg, "cross") == 0)
+                o.place = LG_PLACE_CROSS;
+            else if (strcmp(optarg, "spread") == 0)
+                o.place = LG_PLACE_SPREAD;
+            else
+                lg_die("--place: cross or spread");
+            break;
+        case 'j':
+            o.server_pid2 = (pid_t)atoi(optarg);
+            break;
+        case 'm':
+            o.redis_pid = (pid_t)atoi(optarg);
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -714,6 +740,10 @@ int main(int argc, char **argv)
         return run_stallprobe(&o);
     if (o.port <= 0 || o.port > 65535)
         lg_die("--port is required (1..65535)");
+    if (o.port2 < 0 || o.port2 > 65535 || (o.port2 && o.port2 == o.port))
+        lg_die("--port2: another port (1..65535)");
+    if (o.port2 && strcmp(o.scenario, "relay") != 0 && strcmp(o.scenario, "latency") != 0)
+        lg_die("--port2: for relay and latency");
     if (o.timeout <= 0 || o.timeout > 3600)
         lg_die("--timeout must be in (0, 3600] seconds");
     for (const char *t = o.tag; *t; t++)

@@ -6,6 +6,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { CLUSTER_VARIANTS, clusterReport } from './report-cluster.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const KINDS = ['volli', 'ws', 'peerjs'];
@@ -317,6 +318,10 @@ export function writeReport({ records, profiles, meta, out, results, plots, dryR
 
     const made = writePlots({ ...S, ...P }, records, out, plots);
     const relPlot = (f) => path.relative(path.dirname(results), path.join(plots, f));
+    // Cluster mode (sections 9 to 11): bench/report-cluster.mjs, on the same run selection.
+    const CL = clusterReport({ records, reps, chosen, dataDir: path.join(out, 'plotdata'), plots,
+        plotDir: path.join(HERE, 'plot'), relPlot });
+    made.push(...CL.made);
     const L = [];
     const p = (s = '') => L.push(s);
     const row = (cells) => p(`| ${cells.join(' | ')} |`);
@@ -381,6 +386,8 @@ export function writeReport({ records, profiles, meta, out, results, plots, dryR
         row(['Relay msg/s, PQ sessions vs plaintext (same run)', `${int(P['pq-relay'].enc.perSec)} vs ${int(P['pq-relay'].plain.perSec)} ` +
             `(${fix(P['pq-relay'].enc.perSec / P['pq-relay'].plain.perSec, 2)}×)`, ...noPq]);
     }
+    const noCluster = kinds.slice(1).map(() => 'no cluster mode');
+    for (const [name, value] of CL.summary) row([name, value, ...noCluster]);
     p();
 
     p('## Targets');
@@ -717,6 +724,8 @@ export function writeReport({ records, profiles, meta, out, results, plots, dryR
         p();
     } else p('No successful run.\n');
 
+    for (const l of CL.lines) p(l);
+
     // Profiles
     if (profiles.length) {
         p('## Profiles');
@@ -760,13 +769,14 @@ export function writeReport({ records, profiles, meta, out, results, plots, dryR
     row(['Scenario', 'Server', 'Run', 'Others (cores)', 'Stall probe', 'Quoted', 'Note']);
     row(['---', '---', '---', '---:', '---:', '---', '---']);
     for (const r of records) {
-        const used = [...Object.keys(S), ...Object.keys(P)].some((sc) => sc === r.scenario && chosen(records, sc, r.kind, reps, r.variant).use.includes(r));
+        const used = [...Object.keys(S), ...Object.keys(P), ...Object.keys(CLUSTER_VARIANTS)].some((sc) => sc === r.scenario && chosen(records, sc, r.kind, reps, r.variant).use.includes(r));
         row([r.variant ? `${r.scenario} (${r.variant})` : r.scenario, LABEL[r.kind], r.run, fix(r.others, 2), `${fix(r.stall, 1)}%`, used ? 'yes' : 'no',
             [r.disturbed ? 'disturbed' : '', r.error ? r.error.replace(/\|/g, '/').replace(/\n/g, ' ').slice(0, 160) : ''].filter(Boolean).join('; ')]);
     }
     p();
     const flagged = [...Object.entries(S).flatMap(([sc]) => kinds.map((k) => [sc, k, chosen(records, sc, k, reps)])),
-        ...Object.keys(P).flatMap((sc) => Object.keys(PQ_VARIANTS[sc]).map((v) => [`${sc} (${v})`, 'volli', chosen(records, sc, 'volli', reps, v)]))]
+        ...Object.keys(P).flatMap((sc) => Object.keys(PQ_VARIANTS[sc]).map((v) => [`${sc} (${v})`, 'volli', chosen(records, sc, 'volli', reps, v)])),
+        ...Object.keys(CLUSTER_VARIANTS).flatMap((sc) => Object.keys(CLUSTER_VARIANTS[sc]).map((v) => [`${sc} (${v})`, 'volli', chosen(records, sc, 'volli', reps, v)]))]
         .filter(([, , s]) => s.disturbed > 0 || (s.all.length > 0 && s.use.length < reps));
     if (flagged.length) {
         p('Figures not from ' + reps + ' clean runs (the budget ran out while others kept the machine busy or the ' +

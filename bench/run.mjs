@@ -16,7 +16,8 @@
 // the time a spinning process may be kept off its core, default 5), BENCH_COMMAND (the command
 // line shown in RESULTS.md).
 //
-// The server runs on CPU 0 (taskset -c 0), every generator process on CPU 1. Each run records
+// The server runs on CPU 0 (taskset -c 0), every generator process on CPU 1 (the cluster
+// scenarios pin their nodes, Redis and generator as each variant's layout says). Each run records
 // the CPU the rest of the machine used (from /proc/stat deltas minus our processes), and just
 // before it a stall probe spins on both cores for a second: on a virtual machine the hypervisor
 // can take a core away without the guest's /proc/stat showing it. A run where others used more
@@ -28,6 +29,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { busCounters, runFailover, settle, startNode, startServices, stopNode } from './cluster.mjs';
 import { writeReport } from './report.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -187,9 +189,9 @@ async function stopServer(s) {
 // ---------------------------------------------------------------------------------------------
 // Load generator and machine load
 
-function runLoadgen(args, timeoutS, onMeasuring) {
+function runLoadgen(args, timeoutS, onMeasuring, cpus = '1') {
     return new Promise((resolve) => {
-        const proc = spawn('taskset', ['-c', '1', LOADGEN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+        const proc = spawn('taskset', ['-c', cpus, LOADGEN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
         live.add(proc);
         let out = '';
         let err = '';
@@ -339,6 +341,64 @@ const SCENARIOS = [
         others: (j) => j.cpu?.others,
         ok: (j) => j.delivered > 0 && j.order_errors === 0 && !(j.pq?.open_failed > 0),
     },
+    // Cluster mode (bench/cluster.mjs): one Redis and one PostgreSQL for the sitting, fresh nodes
+    // every run. A variant's layout pins each node, Redis and the generator (taskset lists).
+    // Cross-node vs one node: the whole system under test (nodes and Redis) on CPU 0 and the
+    // generator on CPU 1, as for one server, so both rows get the same core; each pair's
+    // sender is on node 1 and its receiver on node 2, so every message crosses Redis.
+    {
+        id: 'cluster-relay', servers: ['volli'], timeout: 120, cluster: true,
+        variants: [
+            { id: 'single', label: 'one node (pairs on it)', layout: { nodes: ['0'], redis: '0', gen: '1' } },
+            { id: 'cross', label: 'two nodes, every pair split across them',
+                layout: { nodes: ['0', '0'], redis: '0', gen: '1', place: 'cross' } },
+        ],
+        args: () => ['relay', '--pairs', Q ? '200' : '1000', '--window', '16', '--size', '300',
+            '--duration', Q ? '2' : '6', '--warmup', '1'],
+        others: (j) => j.cpu?.others,
+        ok: (j) => j.delivered > 0 && j.order_errors === 0 && j.lost === 0 && j.other_msgs === 0,
+    },
+    {
+        id: 'cluster-latency', servers: ['volli'], timeout: 120, cluster: true,
+        variants: [
+            { id: 'single', label: 'one node (pairs on it)', layout: { nodes: ['0'], redis: '0', gen: '1' } },
+            { id: 'cross', label: 'two nodes, every pair split across them',
+                layout: { nodes: ['0', '0'], redis: '0', gen: '1', place: 'cross' } },
+        ],
+        args: (srv, run) => ['latency', '--pairs', Q ? '200' : '1000', '--rate', '20000', '--size', '300',
+            '--duration', Q ? '3' : '8', '--warmup', '1', '--busy-poll', '--cdf', path.join(RUNS_DIR, `${run}.cdf`)],
+        others: (j) => j.cpu?.others,
+        ok: (j) => j.delivered > 0 && j.order_errors === 0 && j.lost === 0 && j.other_msgs === 0,
+    },
+    // One node vs two on this 2-core machine: pairs stay within a node (nothing crosses Redis)
+    // and the load is spread over both nodes, one core each; the generator then has no core of
+    // its own and shares CPU 1 with node 2 (better than letting it wander between the cores).
+    {
+        id: 'cluster-scale', servers: ['volli'], timeout: 120, cluster: true,
+        variants: [
+            { id: 'one', label: 'one node (CPU 0), generator on CPU 1', layout: { nodes: ['0'], redis: '1', gen: '1' } },
+            { id: 'two', label: 'two nodes (CPU 0, CPU 1), pairs within a node, generator on CPU 1',
+                layout: { nodes: ['0', '1'], redis: '1', gen: '1', place: 'spread' } },
+        ],
+        args: () => ['relay', '--pairs', Q ? '200' : '1000', '--window', '16', '--size', '300',
+            '--duration', Q ? '2' : '6', '--warmup', '1'],
+        others: (j) => j.cpu?.others,
+        ok: (j) => j.delivered > 0 && j.order_errors === 0 && j.lost === 0 && j.other_msgs === 0,
+    },
+    // Failover: node A on CPU 0, node B on CPU 1, Redis, PostgreSQL and the client processes
+    // unpinned. Not CPU-bound: a disturbed run is recorded, not repeated.
+    {
+        id: 'cluster-failover', servers: ['volli'], timeout: 60, cluster: true, repeatDisturbed: false,
+        variants: [
+            { id: 'defaults', label: 'defaults (--cluster-heartbeat 1 --cluster-node-timeout 3)', nodeArgs: [] },
+            { id: 'fast', label: '--cluster-heartbeat 0.2 --cluster-node-timeout 1',
+                nodeArgs: ['--cluster-heartbeat', '0.2', '--cluster-node-timeout', '1'] },
+        ],
+        failover: { clients: Q ? 20 : 100, statics: Q ? 10 : 50, targets: 10, waitS: 20 },
+        others: () => 0,
+        ok: (j) => j.missing_reregistered === 0 && j.missing_restored === 0 && j.missing_offline === 0 &&
+            j.wrong_presence === 0 && j.survivor_alive,
+    },
 ].filter((s) => ONLY.length === 0 || ONLY.includes(s.id));
 
 // What one scenario runs per repetition: every server it applies to, times its variants.
@@ -373,7 +433,72 @@ async function stallProbe(seconds) {
     };
 }
 
+// Redis and PostgreSQL for the cluster scenarios, started at the first of them.
+let clusterSvc = null;
+
+// One run of a cluster scenario: fresh nodes laid out as the variant says, then the generator
+// (or the failover driver); records like attempt()'s.
+async function attemptCluster(scen, kind, extra = {}) {
+    const variant = extra.variant;
+    const run = `r${++runSeq}`;
+    const quiet = await waitQuiet(Q ? 3 : Math.min(30, Math.max(0, RUN_BUDGET_S - elapsed() - pendingBaseS) / 10));
+    const probe = await stallProbe(1);
+    const rec = { run, kind, variant: variant.id, scenario: scen.id, quiet, probe, stall: probe.stalled, others: 0 };
+    const nodes = [];
+    let res = null;
+    try {
+        if (!clusterSvc) {
+            log('starting Redis and PostgreSQL (scripts/redis-service, scripts/pg-service) for the cluster scenarios');
+            clusterSvc = await startServices();
+        }
+        const svc = clusterSvc;
+        if (scen.failover) {
+            svc.pin('0,1');
+            rec.json = await runFailover({ bin: VOLLI_BIN, svc, flags: VOLLI_FLAGS, nodeArgs: variant.nodeArgs,
+                tag: run, ...scen.failover });
+        } else {
+            const lay = variant.layout;
+            svc.pin(lay.redis);
+            for (let i = 0; i < lay.nodes.length; i++) {
+                nodes.push(await startNode({ bin: VOLLI_BIN, svc, nodeId: `${run}n${i + 1}`, cpus: lay.nodes[i], flags: VOLLI_FLAGS }));
+            }
+            await settle(nodes);
+            const bus0 = await busCounters(nodes[0]);
+            const args = [...scen.args(kind, run), '--port', String(nodes[0].port), '--server-pid', String(nodes[0].pid),
+                '--redis-pid', String(svc.redisPid), '--tag', run, '--timeout', String(scen.timeout)];
+            if (nodes[1]) args.push('--port2', String(nodes[1].port), '--server-pid2', String(nodes[1].pid), '--place', lay.place);
+            rec.args = args;
+            res = await runLoadgen(args, scen.timeout, null, lay.gen);
+            const bus1 = await busCounters(nodes[0]);
+            rec.code = res.code;
+            rec.json = res.json;
+            if (rec.json) {
+                rec.json.bus = { out: bus1.out - bus0.out, publishes: bus1.publishes - bus0.publishes };
+                rec.json.layout = lay;
+            }
+            const crashed = nodes.find((n) => n.exited());
+            if (crashed) rec.error = `node exited during the run: ${JSON.stringify(crashed.exited())} ${crashed.stderr().slice(-300)}`;
+        }
+    } catch (e) {
+        rec.error = e.message;
+    } finally {
+        for (const n of nodes) await stopNode(n);
+    }
+    const j = rec.json;
+    rec.others = j ? scen.others(j) ?? 0 : 0;
+    rec.ok = !!j && !rec.error && scen.ok(j);
+    if (!rec.error && !j) rec.error = `generator: exit ${res?.code ?? res?.sig}: ${res?.stderr}`;
+    else if (!rec.error && !rec.ok) rec.error = `incomplete run: ${res?.stderr || JSON.stringify(j).slice(0, 300)}`;
+    if (res) rec.stderr = res.stderr;
+    rec.disturbed = rec.others > MAX_OTHERS || rec.stall > MAX_STALL;
+    log(`${scen.id.padEnd(16)} ${variant.id.padEnd(8)} ${run.padEnd(5)} others ${rec.others.toFixed(2)} cores, ` +
+        `stalls ${rec.stall.toFixed(1)}%${rec.disturbed ? ' (disturbed)' : ''}${rec.error ? ` ERROR ${rec.error.slice(0, 300)}` : ''}` +
+        ` ${summary(scen.id, j)}`);
+    return rec;
+}
+
 async function attempt(scen, kind, extra = {}) {
+    if (scen.cluster) return attemptCluster(scen, kind, extra);
     const variant = extra.variant ?? null;
     const run = `r${++runSeq}`;
     // Waiting for quiet spends only the slack the budget has beyond the base runs still to come.
@@ -423,9 +548,18 @@ function summary(id, j) {
         `(${j.cpu.server.toFixed(2)} cores), generator ${j.cpu.gen.toFixed(2)} cores`;
     case 'pq-relay': return `${j.per_sec.toFixed(0)} msg/s p99 ${j.latency.p99_us}us, server ${j.cpu.server.toFixed(2)} cores`;
     case 'pq-latency': return `p50 ${j.latency.p50_us}us p99 ${j.latency.p99_us}us p99.9 ${j.latency.p999_us}us`;
+    case 'cluster-relay': case 'cluster-scale': return `${j.per_sec.toFixed(0)} msg/s, cores: ${clusterCpu(j)}`;
+    case 'cluster-latency': return `${j.per_sec.toFixed(0)} msg/s p50 ${j.latency.p50_us}us p99 ${j.latency.p99_us}us, cores: ${clusterCpu(j)}`;
+    case 'cluster-failover': return `re-registered p50/p90/max ${j.reregistered.p50?.toFixed(0)}/${j.reregistered.p90?.toFixed(0)}/` +
+        `${j.reregistered.max?.toFixed(0)} ms, restored ${j.restored.p50?.toFixed(0)}/${j.restored.p90?.toFixed(0)}/${j.restored.max?.toFixed(0)} ms, ` +
+        `offline seen ${j.offline.p50?.toFixed(0)}/${j.offline.p90?.toFixed(0)}/${j.offline.max?.toFixed(0)} ms`;
     default: return j.per_sec !== undefined ? `${j.per_sec.toFixed(0)}/s p99 ${j.latency?.p99_us}us` : '';
     }
 }
+
+const clusterCpu = (j) => `node1 ${j.cluster?.cpu_node1?.toFixed(2)}` +
+    `${j.cluster?.cpu_node2 !== undefined ? ` node2 ${j.cluster.cpu_node2.toFixed(2)}` : ''} redis ${j.cluster?.cpu_redis?.toFixed(2)} ` +
+    `gen ${j.cpu.gen.toFixed(2)} net ${j.cpu.net.toFixed(2)}`;
 
 // Volli's own view of the run: its request-duration histogram for one message type, from
 // /metrics (time from a frame's arrival in the server to its handling being done, queueing in the
@@ -524,6 +658,10 @@ async function main() {
             }
         }
     }
+    if (clusterSvc) {
+        await clusterSvc.stop();
+        clusterSvc = null;
+    }
     for (const r of records) r.sitting = SITTING;
     if (earlier) {
         records.unshift(...earlier.records);
@@ -557,7 +695,8 @@ async function main() {
 // budget).
 function estimate(scen) {
     const full = { idle: 75, connrate: 14, relay: 12, latency: 13, fanout: 10, discover: 8, 'discover-offline': 9,
-        'pq-handshake': 9, 'pq-relay': 13, 'pq-latency': 13 };
+        'pq-handshake': 9, 'pq-relay': 13, 'pq-latency': 13, 'cluster-relay': 14, 'cluster-latency': 15,
+        'cluster-scale': 14, 'cluster-failover': 25 };
     const n = casesOf(scen).length;
     return (Q ? 0.4 : 1) * (full[scen.id] ?? 15) * (scen.id === 'idle' ? 1 : n);
 }

@@ -28,7 +28,8 @@ if [ -z "${VOLLI_BIN:-}" ]; then
   if [ ! -f "$build/CMakeCache.txt" ]; then
     cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
   fi
-  cmake --build "$build" -j "${JOBS:-2}" --target volli-signal
+  # client_driver (the C client library's test driver) for the cluster failover scenario.
+  cmake --build "$build" -j "${JOBS:-2}" --target volli-signal client_driver
   export VOLLI_BIN="$build/volli-signal"
 fi
 bench/build.sh bench/out
