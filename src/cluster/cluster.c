@@ -1,13 +1,13 @@
 /* cluster.c: the two Redis connections (commands, and pub/sub), their health, heartbeats and
  * reconnects. See cluster.h. */
 #include "cluster/cluster_impl.h"
+#include "cluster/redis_uv.h"
 
 #include "common/alloc.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "core/server_impl.h"
 
-#include <hiredis/adapters/libuv.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 #include <stdio.h>
@@ -324,7 +324,7 @@ static redisAsyncContext *open_ctx(vs_cluster_t *cl, redisConnectCallback *on_co
         return NULL;
     }
     ac->data = cl;
-    if (redisLibuvAttach(ac, cl->loop) != REDIS_OK) {
+    if (vs_redis_uv_attach(ac, cl->loop) != REDIS_OK) {
         redisAsyncFree(ac);
         return NULL;
     }
