@@ -70,6 +70,11 @@ static void on_cmd_reply(redisAsyncContext *ac, void *reply, void *privdata)
     if (cmd->fn)
         cmd->fn(cl, reply, cmd->priv);
     free(cmd);
+    redisReply *r = reply;
+    /* SCRIPT FLUSH, or a failover to a replica that never saw SCRIPT LOAD: start over. */
+    if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0 &&
+        cl->state == CL_UP)
+        vs_cl_down(cl, "redis lost this node's scripts (NOSCRIPT); reconnecting");
 }
 
 int vs_cl_command(vs_cluster_t *cl, vs_cl_reply_fn fn, void *priv, int argc, const char **argv,

@@ -279,6 +279,29 @@ describe('cluster: Redis failures', () => {
     });
 });
 
+describe('cluster: Redis forgets the scripts', () => {
+    test('SCRIPT FLUSH (or a failover to a replica without them): the nodes reconnect, reload ' +
+         'them and republish; relays and presence work again', async () => {
+        const [A, B] = cl.live;
+        const a = await connectAs(A.port, uid('sf'));
+        const b = await connectAs(B.port, uid('sf'));
+        await waitPresence(a, b.userId, true, target(1000));
+        const r0 = await metric(A, 'volli_redis_reconnects_total');
+        await cl.redis.cli('SCRIPT', 'FLUSH');
+        // The next heartbeat (1 s) meets NOSCRIPT; the node starts over.
+        await waitMetric(A, 'volli_redis_reconnects_total', (v) => v > r0, scaled(5000),
+                         'a reconnect after NOSCRIPT');
+        await allHealth(cl.live, 200, scaled(5000));
+        await waitPresence(b, a.userId, true, scaled(3000));
+        await relayOk(a, b, 'offer');
+        await relayOk(b, a, 'answer');
+        // A user registering now is ordered (its registration ran a reloaded script).
+        const c = await connectAs(B.port, uid('sf'));
+        assert.equal((await discover(a, c.userId)).online, true);
+        await Promise.all([a.close(), b.close(), c.close()]);
+    });
+});
+
 describe('cluster: PostgreSQL failures', () => {
     test('PostgreSQL down: a new binding is `unavailable` and nothing is written; after it is ' +
          'back registering works and earlier bindings hold', async () => {
