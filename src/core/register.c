@@ -152,7 +152,9 @@ void vs_register_handle(const vs_req_t *rq, json_t *root)
     if (vs_user_online(u) && u->has_key) {
         memcpy(bound, u->key, 32);
         known = 1;
-    } else {
+    } else if (!s->store_blocks) {
+        /* (A store that may block is not read here: the commit on the worker decides, as
+         * binding an id already bound to the same key writes nothing.) */
         int rc = vs_store_get_key(&s->store, uid, bound);
         if (rc == 0) {
             known = 1;
@@ -171,7 +173,8 @@ void vs_register_handle(const vs_req_t *rq, json_t *root)
         return;
     }
 
-    charge(c); /* a new binding */
+    if (!s->store_blocks)
+        charge(c); /* a new binding */
     vs_pending_reg_t *p = vs_calloc(1, sizeof *p);
     p->conn = c;
     p->type = rq->type;
@@ -224,6 +227,9 @@ static void after_cb(uv_work_t *w, int status)
             s->metrics.store_bindings++;
         }
         vs_conn_t *c = p->conn;
+        /* Without a read first (store_blocks), only a new binding or a refused key costs. */
+        if (c && s->store_blocks && rc == 0 && (b->created || b->result == VS_EMISMATCH))
+            charge(c);
         if (c) {
             c->reg = NULL;
             vs_req_t rq = {c, p->type, p->id, p->id_len, p->t0};

@@ -30,6 +30,7 @@ static void on_flush_check(uv_check_t *h)
 {
     vs_server_t *s = h->data;
     vs_register_submit(s);
+    vs_lookup_flush(s);
     if (s->cluster)
         vs_cluster_flush(s->cluster);
     vs_conn_flush_all(s);
@@ -56,7 +57,8 @@ static void on_sweep_timer(uv_timer_t *t)
             return;
         close_all(s);
     }
-    int idle = s->active.n == 0 && s->pending.n == 0 && !s->regq.busy && !s->regq.head;
+    int idle = s->active.n == 0 && s->pending.n == 0 && !s->regq.busy && !s->regq.head &&
+               !vs_lookup_busy(s);
     if (idle || vs_server_now(s) >= s->shutdown_deadline) {
         if (!idle)
             VS_LOG(VS_LOG_WARN, "shutdown_timeout", "connections", "%zu",
@@ -294,6 +296,7 @@ vs_server_t *vs_server_new(const vs_config_t *cfg, char *err, size_t errlen, int
         free(s);
         return NULL;
     }
+    s->store_blocks = cfg->database != NULL;
     rc = vs_store_count_users(&s->store, &s->registered_users);
     if (rc != 0) {
         snprintf(err, errlen, "cannot read the store in %s: %s", cfg->data_dir, vs_strerror(rc));
@@ -386,8 +389,9 @@ int vs_server_run(vs_server_t *s)
     s->cluster = NULL;
     /* Finish the store batch in flight and anything queued behind it: every binding a client
      * was told about is already durable; these complete the rest before exit. */
-    while (s->regq.busy || s->regq.head) {
+    while (s->regq.busy || s->regq.head || vs_lookup_busy(s)) {
         vs_register_submit(s);
+        vs_lookup_flush(s);
         uv_run(&s->loop, UV_RUN_ONCE);
     }
     vs_conn_flush_all(s);

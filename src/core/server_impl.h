@@ -32,6 +32,16 @@ typedef struct vs_regq {
     uv_work_t work;
 } vs_regq_t;
 
+typedef struct vs_lookup vs_lookup_t;
+
+/* Discover lookups waiting for the store on a worker thread (lookup.c). */
+typedef struct vs_lookq {
+    vs_lookup_t *head, *tail; /* waiting for the next batch */
+    vs_lookup_t *batch;       /* in flight */
+    int busy;
+    uv_work_t work;
+} vs_lookq_t;
+
 struct vs_server {
     uv_loop_t loop;
     const vs_config_t *cfg;
@@ -57,6 +67,8 @@ struct vs_server {
     vs_metrics_t metrics;
     uint64_t registered_users;
     vs_regq_t regq;
+    vs_lookq_t lookq;
+    int store_blocks;       /* the store's reads may block (PostgreSQL): they go to a worker */
     vs_buf_t scratch;       /* per-message reply building; reset, never freed until exit */
     vs_buf_t pq_scratch;    /* enc frame sealing (scratch is busy with the plaintext then) */
     vs_pq_signer_t *signer; /* the Ed25519 identity (data-dir/server.key), owned */

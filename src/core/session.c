@@ -252,26 +252,81 @@ static void relay(vs_req_t *rq, const vs_envelope_t *env, const char *data, size
 
 /* ---- discover, subscribe, unsubscribe ---- */
 
-static void append_user(vs_server_t *s, vs_buf_t *b, const char *id)
+/* The key of a user known in memory (online here or elsewhere, by a register), or NULL. */
+static const uint8_t *memory_key(const vs_user_t *u)
+{
+    return vs_user_online(u) && u->has_key ? u->key : NULL;
+}
+
+/* One user of a discover answer; key (NULL: none bound) is borrowed. */
+static void append_user(vs_server_t *s, vs_buf_t *b, const char *id, const uint8_t *key)
 {
     vs_user_t *u = vs_directory_find(s->dir, id, strlen(id));
-    uint8_t key[32];
-    int have = 0;
-    if (vs_user_online(u) && u->has_key) {
-        memcpy(key, u->key, 32);
-        have = 1;
-    } else {
-        have = vs_store_get_key(&s->store, id, key) == 0;
-    }
     vs_buf_printf(b, "\"userId\":\"%s\",\"online\":%s,\"publicKey\":", id,
                   vs_user_online(u) ? "true" : "false");
-    if (have) {
+    if (key) {
         char k64[48];
         vs_base64_encode(key, 32, k64);
         vs_buf_printf(b, "\"%s\"", k64);
     } else {
         vs_buf_puts(b, "null");
     }
+}
+
+void vs_discover_finish(const vs_req_t *rq, int single, const char (*ids)[VS_USERID_MAX + 1],
+                        size_t n, const uint8_t (*keys)[32], const int *found)
+{
+    vs_server_t *s = rq->c->srv;
+    vs_buf_t *b = &s->scratch;
+    b->len = 0;
+    vs_buf_puts(b, single ? "{\"type\":\"discover\"," : "{\"type\":\"discover\",\"users\":[");
+    for (size_t i = 0; i < n; i++) {
+        if (!single)
+            vs_buf_puts(b, i ? ",{" : "{");
+        /* What the directory knows now wins over what the store said a moment ago. */
+        const uint8_t *key = memory_key(vs_directory_find(s->dir, ids[i], strlen(ids[i])));
+        append_user(s, b, ids[i], key ? key : found[i] ? keys[i] : NULL);
+        if (!single)
+            vs_buf_append(b, "}", 1);
+    }
+    if (!single)
+        vs_buf_append(b, "]", 1);
+    vs_reply_finish(rq, b);
+}
+
+/* Answers discover for ids: keys known in memory at once; the others from the store, right
+ * here for SQLite, or on a worker for a store that may block the loop (PostgreSQL). */
+static void discover_ids(const vs_req_t *rq, int single, char (*ids)[VS_USERID_MAX + 1],
+                         size_t n)
+{
+    vs_server_t *s = rq->c->srv;
+    static uint8_t keys[100][32];
+    static int found[100];
+    int missing = 0;
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t *k = memory_key(vs_directory_find(s->dir, ids[i], strlen(ids[i])));
+        found[i] = k != NULL;
+        if (k)
+            memcpy(keys[i], k, 32);
+        missing |= !k;
+    }
+    if (missing && s->store_blocks) {
+        vs_lookup_submit(rq, single, (const char(*)[VS_USERID_MAX + 1])ids, n);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (found[i])
+            continue;
+        int rc = vs_store_get_key(&s->store, ids[i], keys[i]);
+        if (rc != 0 && rc != VS_ENOTFOUND) {
+            vs_reply_error(rq, VS_WERR_UNAVAILABLE, "the directory is unavailable; try again",
+                           NULL);
+            return;
+        }
+        found[i] = rc == 0;
+    }
+    vs_discover_finish(rq, single, (const char(*)[VS_USERID_MAX + 1])ids, n,
+                       (const uint8_t(*)[32])keys, found);
 }
 
 /* Validates and folds a userIds array into ids (max_batch entries of VS_USERID_MAX+1). */
@@ -311,7 +366,6 @@ static void discover(const vs_req_t *rq, json_t *root)
                        NULL);
         return;
     }
-    vs_buf_t *b = &s->scratch;
     if (one) {
         char id[VS_USERID_MAX + 1];
         if (!json_is_string(one)) {
@@ -328,10 +382,7 @@ static void discover(const vs_req_t *rq, json_t *root)
         if (!vs_user_online(vs_directory_find(s->dir, id, strlen(id))) && catch_up(rq->c) &&
             !usable(rq->c))
             return;
-        b->len = 0;
-        vs_buf_puts(b, "{\"type\":\"discover\",");
-        append_user(s, b, id);
-        vs_reply_finish(rq, b);
+        discover_ids(rq, 1, &id, 1);
         return;
     }
     static char ids[100][VS_USERID_MAX + 1];
@@ -344,15 +395,7 @@ static void discover(const vs_req_t *rq, json_t *root)
                 return;
             break;
         }
-    b->len = 0;
-    vs_buf_puts(b, "{\"type\":\"discover\",\"users\":[");
-    for (size_t i = 0; i < n; i++) {
-        vs_buf_puts(b, i ? ",{" : "{");
-        append_user(s, b, ids[i]);
-        vs_buf_append(b, "}", 1);
-    }
-    vs_buf_append(b, "]", 1);
-    vs_reply_finish(rq, b);
+    discover_ids(rq, 0, ids, n);
 }
 
 static void subscribe(const vs_req_t *rq, json_t *root, int on)

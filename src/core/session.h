@@ -6,6 +6,7 @@
 #define VS_CORE_SESSION_H
 
 #include "common/buf.h"
+#include "protocol/userid.h"
 #include "protocol/wire.h"
 #include "transport/conn.h"
 
@@ -46,6 +47,23 @@ void vs_session_token_start(vs_conn_t *c);
  * bytes; NULL for a token connection), replacing an older connection of uid, and answers
  * `registered` (with "via":"token" when via_token). */
 void vs_register_online(const vs_req_t *rq, const char *uid, const uint8_t *key, int via_token);
+
+/* Answers a discover for ids (n of them; single: the one-user form) with keys[i] where found[i]
+ * (from the store), unless the directory knows better now. All borrowed. */
+void vs_discover_finish(const vs_req_t *rq, int single, const char (*ids)[VS_USERID_MAX + 1],
+                        size_t n, const uint8_t (*keys)[32], const int *found);
+
+/* lookup.c: discover's store reads on a worker thread, for a store whose reads may block the
+ * loop (PostgreSQL). Queues the lookup of ids (copied) and holds rq's connection's later
+ * frames until vs_discover_finish (or an `unavailable` error) has answered it. */
+void vs_lookup_submit(const vs_req_t *rq, int single, const char (*ids)[VS_USERID_MAX + 1],
+                      size_t n);
+/* Called at the end of each loop turn: starts the waiting lookups as one batch. */
+void vs_lookup_flush(vs_server_t *s);
+/* c goes away: its lookups are answered to nobody. */
+void vs_lookup_cancel(vs_conn_t *c);
+/* 1 while lookups are queued or in flight. */
+int vs_lookup_busy(const vs_server_t *s);
 
 /* register.c: answers `registered` for uid (borrowed). */
 void vs_register_reply(const vs_req_t *rq, const char *uid, int via_token);

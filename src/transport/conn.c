@@ -119,6 +119,7 @@ void vs_conn_send_text(vs_conn_t *c, const char *data, size_t len)
 static void detach(vs_conn_t *c)
 {
     vs_server_t *s = c->srv;
+    vs_lookup_cancel(c);
     if (s->cluster)
         vs_cluster_conn_gone(s->cluster, c);
     if (c->user) {
