@@ -4,9 +4,10 @@
  * (bind_keys returning 0) before it is durable against a crash and a power loss, never change
  * a key once bound, and never log user ids or keys.
  *
- * Threads: get_key and count_users are called on the event-loop thread only; bind_keys on one
- * worker thread at a time, possibly while the loop thread reads. open and free are called when
- * no other call is running. */
+ * Threads: get_key and count_users are called by one thread at a time: the event-loop thread
+ * for SQLite; for PostgreSQL, whose reads may block, count_users at start and get_key on one
+ * worker thread at a time (core/lookup.c). bind_keys runs on one worker thread at a time,
+ * possibly while the other reads. open and free are called when no other call is running. */
 #ifndef VS_STORAGE_STORE_H
 #define VS_STORAGE_STORE_H
 
