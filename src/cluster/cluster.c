@@ -358,16 +358,7 @@ static void hb_cb(uv_timer_t *t)
     vs_cluster_t *cl = t->data;
     if (cl->state != CL_UP || cl->leaving)
         return;
-    const vs_config_t *cfg = cl->srv->cfg;
-    char ttl[24], keep[24], now[24];
-    snprintf(ttl, sizeof ttl, "%llu", (unsigned long long)ms(cfg->cluster_node_timeout));
-    uint64_t keep_s = (uint64_t)(cfg->cluster_node_timeout * 20) + 60;
-    snprintf(keep, sizeof keep, "%llu", (unsigned long long)keep_s);
-    snprintf(now, sizeof now, "%llu", (unsigned long long)uv_hrtime());
-    char ev[32];
-    snprintf(ev, sizeof ev, "vs:ev:%d", cl->url.db);
-    const char *args[] = {ev, cl->node, ttl, keep, now, NULL};
-    vs_cl_eval(cl, NULL, NULL, SC_HB, args);
+    vs_cl_heartbeat(cl);
     vs_cl_check_nodes(cl);
 }
 
@@ -540,10 +531,14 @@ void vs_cluster_metrics(const vs_cluster_t *cl, vs_buf_t *o)
                   "# HELP volli_redis_up Whether the bus works (1) or Redis is unavailable (0).\n"
                   "# TYPE volli_redis_up gauge\nvolli_redis_up %d\n"
                   "# HELP volli_cluster_nodes Live nodes, this one included.\n"
-                  "# TYPE volli_cluster_nodes gauge\nvolli_cluster_nodes %zu\n",
+                  "# TYPE volli_cluster_nodes gauge\nvolli_cluster_nodes %zu\n"
+                  "# HELP volli_cluster_server_key_mismatch Live nodes whose server identity key "
+                  "differs from this one's (clients pinning the key cannot fail over to them).\n"
+                  "# TYPE volli_cluster_server_key_mismatch gauge\n"
+                  "volli_cluster_server_key_mismatch %llu\n",
                   (unsigned long long)cl->bus_in, (unsigned long long)cl->bus_out,
                   (unsigned long long)cl->publishes, (unsigned long long)cl->reconnects,
-                  cl->state == CL_UP, alive);
+                  cl->state == CL_UP, alive, (unsigned long long)cl->key_mismatch);
     vs_buf_puts(o, "# HELP volli_bus_latency_seconds From publish to delivery through Redis: "
                    "batches from other nodes (by the senders' wall clocks) and this node's own "
                    "heartbeats.\n# TYPE volli_bus_latency_seconds histogram\n");

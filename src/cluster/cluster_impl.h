@@ -85,6 +85,7 @@ struct vs_cluster {
     void *joins; /* cluster_sync.c's joins waiting for a reply */
     /* metrics */
     uint64_t bus_in, bus_out, reconnects, publishes, events_in;
+    uint64_t key_mismatch;        /* live nodes with another server identity key */
     uint64_t lat_buckets[VS_CL_LAT_BUCKETS], lat_count;
     double lat_sum;
 };
@@ -109,6 +110,8 @@ vs_node_t *vs_cl_node(vs_cluster_t *cl, const char *id, size_t len, uint16_t *in
 extern const char *const vs_cl_scripts[SC_COUNT];
 /* A message from the event channel. */
 void vs_cl_on_event(vs_cluster_t *cl, const char *data, size_t len);
+/* Sends this node's heartbeat (and its server key, to compare with the other nodes'). */
+void vs_cl_heartbeat(vs_cluster_t *cl);
 /* Both connections are ready: load the snapshot, then republish. */
 void vs_cl_start_sync(vs_cluster_t *cl);
 /* Heartbeat tick: declare silent nodes dead (REAP). */

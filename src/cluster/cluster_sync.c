@@ -54,7 +54,15 @@ const char *const vs_cl_scripts[SC_COUNT] = {
               "redis.call('EXPIRE','vs:nu:'..ARGV[2],ARGV[4])\n"
               "redis.call('EXPIRE','vs:nr:'..ARGV[2],ARGV[4])\n"
               "redis.call('PUBLISH',ARGV[1],'hb|'..ARGV[2]..'|'..ARGV[5])\n"
-              "return 1\n",
+              /* The live nodes whose server identity key differs from this one's. */
+              "redis.call('HSET','vs:serverkey',ARGV[2],ARGV[6])\n"
+              "local d=0\n"
+              "local all=redis.call('HGETALL','vs:serverkey')\n"
+              "for i=1,#all,2 do\n"
+              " if all[i]~=ARGV[2] and all[i+1]~=ARGV[6] and\n"
+              "    redis.call('EXISTS','vs:node:'..all[i])==1 then d=d+1 end\n"
+              "end\n"
+              "return d\n",
     /* ARGV[3] '1': a node leaving on purpose (its heartbeat key is still there). */
     [SC_REAP] =
         "if ARGV[3]~='1' and redis.call('EXISTS','vs:node:'..ARGV[2])==1 then return -1 end\n"
@@ -748,7 +756,22 @@ static void on_snapshot(vs_cluster_t *cl, redisReply *r, void *priv)
            "%zu", r->element[2]->elements / 2, NULL);
 }
 
-void vs_cl_start_sync(vs_cluster_t *cl)
+/* Clients that pin the server key (or trust the first one they see) refuse a node with
+ * another one: failing over there would end their sessions. Said loudly, and counted. */
+static void on_heartbeat_reply(vs_cluster_t *cl, redisReply *r, void *priv)
+{
+    (void)priv;
+    if (!r || r->type != REDIS_REPLY_INTEGER)
+        return;
+    if (r->integer > 0 && cl->key_mismatch == 0)
+        VS_LOG(VS_LOG_WARN, "server_key_differs", "nodes", "%lld", r->integer, "advice", "%s",
+               "other live nodes have another server.key: clients that pin or remember the "
+               "server key cannot fail over between them; give every node the same server.key",
+               NULL);
+    cl->key_mismatch = (uint64_t)r->integer;
+}
+
+void vs_cl_heartbeat(vs_cluster_t *cl)
 {
     char ev[32], ttl[24], keep[24], now[24];
     ev_channel(cl, ev);
@@ -757,10 +780,17 @@ void vs_cl_start_sync(vs_cluster_t *cl)
     snprintf(keep, sizeof keep, "%llu",
              (unsigned long long)(cfg->cluster_node_timeout * 20.0) + 60);
     snprintf(now, sizeof now, "%llu", (unsigned long long)uv_hrtime());
+    const char *args[] = {ev, cl->node, ttl, keep, now, cl->srv->server_key_b64, NULL};
+    vs_cl_eval(cl, on_heartbeat_reply, NULL, SC_HB, args);
+}
+
+void vs_cl_start_sync(vs_cluster_t *cl)
+{
     /* Beat first, so this node counts as live for the snapshot and for joins. */
-    const char *hb[] = {ev, cl->node, ttl, keep, now, NULL};
-    vs_cl_eval(cl, NULL, NULL, SC_HB, hb);
+    vs_cl_heartbeat(cl);
     cl->snap_pending = 1;
+    char ev[32];
+    ev_channel(cl, ev);
     const char *args[] = {ev, cl->node, NULL};
     vs_cl_eval(cl, on_snapshot, NULL, SC_SNAP, args);
 }

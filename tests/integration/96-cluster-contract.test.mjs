@@ -14,7 +14,7 @@ import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
 import { Client, connectAs, makeIdentity } from './lib/client.mjs';
 import {
-    Cluster, cleanup, discover, metric, relayOk, target, waitHealth, waitPresence,
+    Cluster, cleanup, discover, metric, relayOk, target, waitHealth, waitMetric, waitPresence,
 } from './lib/cluster.mjs';
 import { runCli, tempDir } from './lib/server.mjs';
 import { scaled, sleep, uid } from './lib/util.mjs';
@@ -88,6 +88,37 @@ describe('cluster: configuration and health', () => {
             assert.ok(fs.existsSync(path.join(node.dataDir, 'server.key')),
                       `${node.nodeId} has no server.key in its data dir`);
         }
+    });
+});
+
+describe('cluster: server identity keys', () => {
+    test('a node counts and reports live nodes whose server.key differs from its own ' +
+         '(clients pinning the key could not fail over to them)', async () => {
+        // The three nodes made their own keys: each sees the two others differ.
+        for (const node of cl.live) {
+            await waitMetric(node, 'volli_cluster_server_key_mismatch', (v) => v === 2,
+                             scaled(5000), `${node.nodeId}: 2 nodes with another key`);
+            await node.waitLog((l) => l.msg === 'server_key_differs', scaled(5000),
+                               `${node.nodeId} warns about the other keys`);
+        }
+        // A fourth node given A's key: it differs from B and C only, and B and C now count 3.
+        const dir = tempDir('volli-it-samekey-');
+        fs.copyFileSync(path.join(A.dataDir, 'server.key'), path.join(dir, 'server.key'));
+        fs.chmodSync(path.join(dir, 'server.key'), 0o600);
+        const D = await cl.addNode({ dataDir: dir });
+        try {
+            await waitMetric(D, 'volli_cluster_server_key_mismatch', (v) => v === 2, scaled(5000),
+                             'D (A\'s key): B and C differ');
+            await waitMetric(A, 'volli_cluster_server_key_mismatch', (v) => v === 2, scaled(5000),
+                             'A: B and C differ, D does not');
+            await waitMetric(B, 'volli_cluster_server_key_mismatch', (v) => v === 3, scaled(5000),
+                             'B: A, C and D differ');
+        } finally {
+            await D.stop('SIGTERM');
+        }
+        // D left (its heartbeat key is gone at once): back to 2.
+        await waitMetric(B, 'volli_cluster_server_key_mismatch', (v) => v === 2, scaled(5000),
+                         'B after D left');
     });
 });
 
