@@ -7,20 +7,10 @@
 #include "protocol/userid.h"
 #include "transport/http.h"
 
+#include <ftw.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* The same list discipline as conn.c's: newest first. */
-static void list_push(vs_conn_list_t *l, vs_conn_t *c)
-{
-    c->list = l;
-    c->prev = NULL;
-    c->next = l->head;
-    if (l->head)
-        l->head->prev = c;
-    l->head = c;
-    l->n++;
-}
 
 static void flush_unlink(vs_conn_t *c)
 {
@@ -96,7 +86,7 @@ vs_conn_t *vs_testing_conn_new(vs_server_t *s, const char *addr)
     c->state = VS_CONN_HTTP;
     c->since = vs_server_now(s);
     c->http = vs_http_req_new();
-    list_push(&s->pending, c);
+    vs_conn_list_add(&s->pending, c);
     return c;
 }
 
@@ -231,4 +221,55 @@ int vs_testing_next_frame(const uint8_t *buf, size_t len, size_t *off, int *opco
     *plen = (size_t)n;
     *off = o + h + (size_t)n;
     return 1;
+}
+
+static struct {
+    vs_config_t cfg;
+    vs_server_t *srv;
+    char dir[32];
+} fuzz;
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static void fuzz_cleanup(void)
+{
+    vs_testing_server_free(fuzz.srv);
+    fuzz.srv = NULL;
+    vs_config_deinit(&fuzz.cfg);
+    nftw(fuzz.dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+vs_server_t *vs_testing_fuzz_server(void (*tune)(vs_config_t *cfg), const vs_config_t **cfg_out)
+{
+    if (!fuzz.srv) {
+        snprintf(fuzz.dir, sizeof fuzz.dir, "/tmp/vs-fuzz-XXXXXX");
+        if (!mkdtemp(fuzz.dir)) {
+            perror("fuzz: mkdtemp");
+            abort();
+        }
+        vs_config_defaults(&fuzz.cfg);
+        free(fuzz.cfg.host);
+        fuzz.cfg.host = vs_strdup("127.0.0.1");
+        fuzz.cfg.port = 0;
+        free(fuzz.cfg.data_dir);
+        fuzz.cfg.data_dir = vs_strdup(fuzz.dir);
+        if (tune)
+            tune(&fuzz.cfg);
+        char err[256];
+        fuzz.srv = vs_testing_server_new(&fuzz.cfg, err, sizeof err);
+        if (!fuzz.srv) {
+            fprintf(stderr, "fuzz: %s\n", err);
+            abort();
+        }
+        atexit(fuzz_cleanup);
+    }
+    if (cfg_out)
+        *cfg_out = &fuzz.cfg;
+    return fuzz.srv;
 }

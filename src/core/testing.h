@@ -25,6 +25,12 @@ vs_server_t *vs_testing_server_new(const vs_config_t *cfg, char *err, size_t err
  * frees the server (NULL is fine). */
 void vs_testing_server_free(vs_server_t *s);
 
+/* For fuzz targets: made at the first call, freed at exit (its data directory, a fresh one
+ * under /tmp, removed with it): a server from the default settings on 127.0.0.1 and a
+ * kernel-picked port, adjusted by tune (may be NULL) first. Later calls return the same one.
+ * *cfg_out (may be NULL) receives its settings, borrowed. Aborts with the reason on failure. */
+vs_server_t *vs_testing_fuzz_server(void (*tune)(vs_config_t *cfg), const vs_config_t **cfg_out);
+
 /* A connection in the HTTP phase, as if just accepted, but without a socket. addr (borrowed,
  * canonical address text) is its source address, counted against max-connections-per-ip; NULL
  * makes it a trusted local peer (X-Forwarded-For is then honoured, see trusted-proxies).

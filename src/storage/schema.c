@@ -2,6 +2,11 @@
  * transaction, so a failed step leaves the previous version intact. */
 #include "storage/schema.h"
 
+#include "storage/store.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
 #include <stddef.h>
 
 static const vs_schema_migration_t MIGRATIONS[] = {
@@ -79,4 +84,14 @@ const vs_schema_migration_t *vs_schema_migration(int version)
     if (version < 1 || version > COUNT)
         return NULL;
     return &MIGRATIONS[version - 1];
+}
+
+void vs_store_errf(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || errlen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
 }

@@ -57,6 +57,10 @@ typedef struct vs_store {
  * is too new). May block for a few seconds while another process holds a lock. */
 int vs_store_sqlite_open(const char *dir, vs_store_t *out, char *err, size_t errlen);
 
+/* Formats a failure's reason into err (errlen bytes; nothing when err is NULL or errlen 0). */
+void vs_store_errf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* Creates the data directory DIR (and missing parents, mode 0700, synced) if needed and checks
  * that it is a writable directory; vs_store_sqlite_open does this itself. dir, err: borrowed.
  * Returns 0 or VS_EIO with err filled. */

@@ -107,18 +107,6 @@ static const prepared_t WRITER_STMTS[] = {
      {OID_TEXT_ARRAY}},
 };
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 static int64_t mono_ms(void)
 {
@@ -813,7 +801,7 @@ static int open_step(pg_conn_t *c, const char *sql, int64_t deadline, PGresult *
     char msg[256];
     result_message(c, res, msg, sizeof msg);
     PQclear(res);
-    set_err(err, errlen, "cannot %s %s: %s", doing, where, msg);
+    vs_store_errf(err, errlen, "cannot %s %s: %s", doing, where, msg);
     return VS_ESTORE;
 }
 
@@ -848,7 +836,7 @@ static int migrate_locked(pg_conn_t *c, const char *where, int64_t deadline, cha
     long long has_version = field_ll(res, 1), ours = field_ll(res, 2);
     PQclear(res);
     if (no_schema) {
-        set_err(err, errlen,
+        vs_store_errf(err, errlen,
                 "the database at %s has no schema to create tables in (search_path names no "
                 "existing schema)",
                 where);
@@ -856,7 +844,7 @@ static int migrate_locked(pg_conn_t *c, const char *where, int64_t deadline, cha
     }
     if (has_version <= 0) {
         if (ours > 0) {
-            set_err(err, errlen,
+            vs_store_errf(err, errlen,
                     "schema \"%s\" of the database at %s has a users or counters table but no "
                     "%s table: not a Volli database",
                     schema, where, VERSION_TABLE);
@@ -879,12 +867,12 @@ static int migrate_locked(pg_conn_t *c, const char *where, int64_t deadline, cha
     long long version = PQntuples(res) == 1 ? field_ll(res, 0) : -1;
     PQclear(res);
     if (version < 0) {
-        set_err(err, errlen, "schema \"%s\" of the database at %s has an invalid %s table", schema,
+        vs_store_errf(err, errlen, "schema \"%s\" of the database at %s has an invalid %s table", schema,
                 where, VERSION_TABLE);
         return VS_ESTORE;
     }
     if (version > max) {
-        set_err(err, errlen, "schema version %lld is newer than this binary supports (%d)", version,
+        vs_store_errf(err, errlen, "schema version %lld is newer than this binary supports (%d)", version,
                 max);
         return VS_ESTORE;
     }
@@ -914,7 +902,7 @@ static int migrate(pg_conn_t *c, const char *where, char *err, size_t errlen)
         PQtransactionStatus(c->conn) != PQTRANS_IDLE)
         exec_sql(c, "ROLLBACK", mono_ms() + c->deadline_ms, NULL);
     if (rc == 0 && PQtransactionStatus(c->conn) != PQTRANS_IDLE) {
-        set_err(err, errlen, "the migration of the database at %s did not commit", where);
+        vs_store_errf(err, errlen, "the migration of the database at %s did not commit", where);
         rc = VS_ESTORE;
     }
     return rc;
@@ -940,12 +928,12 @@ int vs_store_pg_open(const char *url, vs_store_t *out, char *err, size_t errlen)
         out->self = NULL;
     }
     if (!url || !*url || !out) {
-        set_err(err, errlen, "no database URL given");
+        vs_store_errf(err, errlen, "no database URL given");
         return VS_EINVAL;
     }
     vs_url_t u;
     if (vs_url_parse(url, VS_URL_POSTGRES, &u) != 0) {
-        set_err(err, errlen, "the database URL must be a postgres:// or postgresql:// URL");
+        vs_store_errf(err, errlen, "the database URL must be a postgres:// or postgresql:// URL");
         return VS_EINVAL;
     }
     /* libpq's own parse errors quote the URL, which may hold the password: check it here and
@@ -954,7 +942,7 @@ int vs_store_pg_open(const char *url, vs_store_t *out, char *err, size_t errlen)
     PQconninfoOption *opts = PQconninfoParse(url, &perr);
     if (!opts) {
         PQfreemem(perr);
-        set_err(err, errlen,
+        vs_store_errf(err, errlen,
                 "the database URL cannot be parsed (check its syntax, parameter "
                 "names and percent escapes)");
         return VS_EINVAL;
@@ -962,7 +950,7 @@ int vs_store_pg_open(const char *url, vs_store_t *out, char *err, size_t errlen)
     PQconninfoFree(opts);
     /* Two connections on two threads need libpq's thread-safe build. */
     if (!PQisthreadsafe()) {
-        set_err(err, errlen, "libpq was built without thread support");
+        vs_store_errf(err, errlen, "libpq was built without thread support");
         return VS_ESTORE;
     }
 
@@ -980,12 +968,12 @@ int vs_store_pg_open(const char *url, vs_store_t *out, char *err, size_t errlen)
     int rc = VS_ESTORE;
     /* The writer's statements need the tables: prepare them after migrating. */
     if (conn_open(s, &s->w, NULL, 0, msg, sizeof msg) != 0) {
-        set_err(err, errlen, "cannot connect to %s: %s", where, msg);
+        vs_store_errf(err, errlen, "cannot connect to %s: %s", where, msg);
         goto fail;
     }
     int ver = PQserverVersion(s->w.conn);
     if (ver < MIN_SERVER_VERSION) {
-        set_err(err, errlen, "%s runs version %d.%d; Volli needs PostgreSQL 11 or newer", where,
+        vs_store_errf(err, errlen, "%s runs version %d.%d; Volli needs PostgreSQL 11 or newer", where,
                 ver / 10000, ver % 10000);
         goto fail;
     }
@@ -996,13 +984,13 @@ int vs_store_pg_open(const char *url, vs_store_t *out, char *err, size_t errlen)
                     mono_ms() + s->w.deadline_ms, &res) != 0) {
         result_message(&s->w, res, msg, sizeof msg);
         PQclear(res);
-        set_err(err, errlen, "cannot prepare statements on %s: %s", where, msg);
+        vs_store_errf(err, errlen, "cannot prepare statements on %s: %s", where, msg);
         rc = VS_ESTORE;
         goto fail;
     }
     if (conn_open(s, &s->r, READER_STMTS, sizeof READER_STMTS / sizeof READER_STMTS[0], msg,
                   sizeof msg) != 0) {
-        set_err(err, errlen, "cannot connect to %s: %s", where, msg);
+        vs_store_errf(err, errlen, "cannot connect to %s: %s", where, msg);
         rc = VS_ESTORE;
         goto fail;
     }

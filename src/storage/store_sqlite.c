@@ -46,18 +46,6 @@ typedef struct sqlite_store {
     int lock_fd; /* flock on DIR/volli.lock: one server per data directory */
 } sqlite_store_t;
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 int vs_store_sqlite_schema_version(void)
 {
@@ -73,30 +61,30 @@ static int db_err(sqlite3 *db, int rc, const char *path, const char *doing, char
     switch (rc & 0xff) {
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
-        set_err(err, errlen, "database %s is locked by another process", path);
+        vs_store_errf(err, errlen, "database %s is locked by another process", path);
         break;
     case SQLITE_NOTADB:
-        set_err(err, errlen, "file %s is not a SQLite database", path);
+        vs_store_errf(err, errlen, "file %s is not a SQLite database", path);
         break;
     case SQLITE_CORRUPT:
-        set_err(err, errlen, "database %s is corrupt", path);
+        vs_store_errf(err, errlen, "database %s is corrupt", path);
         break;
     case SQLITE_READONLY:
-        set_err(err, errlen, "database %s is read-only", path);
+        vs_store_errf(err, errlen, "database %s is read-only", path);
         break;
     case SQLITE_FULL:
-        set_err(err, errlen, "cannot %s database %s: disk full", doing, path);
+        vs_store_errf(err, errlen, "cannot %s database %s: disk full", doing, path);
         break;
     case SQLITE_CANTOPEN:
     case SQLITE_IOERR:
     case SQLITE_PERM:
         if (sys) {
-            set_err(err, errlen, "cannot %s database %s: %s", doing, path, strerror(sys));
+            vs_store_errf(err, errlen, "cannot %s database %s: %s", doing, path, strerror(sys));
             break;
         }
         /* fall through */
     default:
-        set_err(err, errlen, "cannot %s database %s: %s", doing, path,
+        vs_store_errf(err, errlen, "cannot %s database %s: %s", doing, path,
                 db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
         break;
     }
@@ -147,11 +135,11 @@ static int make_dirs(const char *dir, char *err, size_t errlen)
         if (mkdir(path, 0700) == 0) {
             int e = sync_parent(path);
             if (e) {
-                set_err(err, errlen, "cannot sync data directory %s: %s", dir, strerror(e));
+                vs_store_errf(err, errlen, "cannot sync data directory %s: %s", dir, strerror(e));
                 rc = VS_EIO;
             }
         } else if (errno != EEXIST) {
-            set_err(err, errlen, "cannot create data directory %s: %s", dir, strerror(errno));
+            vs_store_errf(err, errlen, "cannot create data directory %s: %s", dir, strerror(errno));
             rc = VS_EIO;
         }
         path[i] = c;
@@ -166,24 +154,24 @@ int vs_store_prepare_dir(const char *dir, char *err, size_t errlen)
 
     if (stat(dir, &st) != 0) {
         if (errno != ENOENT && errno != ENOTDIR) {
-            set_err(err, errlen, "cannot access data directory %s: %s", dir, strerror(errno));
+            vs_store_errf(err, errlen, "cannot access data directory %s: %s", dir, strerror(errno));
             return VS_EIO;
         }
         int rc = make_dirs(dir, err, errlen);
         if (rc)
             return rc;
         if (stat(dir, &st) != 0) {
-            set_err(err, errlen, "cannot access data directory %s: %s", dir, strerror(errno));
+            vs_store_errf(err, errlen, "cannot access data directory %s: %s", dir, strerror(errno));
             return VS_EIO;
         }
     }
     if (!S_ISDIR(st.st_mode)) {
-        set_err(err, errlen, "data directory %s is not a directory", dir);
+        vs_store_errf(err, errlen, "data directory %s is not a directory", dir);
         return VS_EIO;
     }
     /* access() also reports EROFS, which holds even for root. */
     if (access(dir, W_OK | X_OK) != 0) {
-        set_err(err, errlen, "data directory %s is not writable: %s", dir, strerror(errno));
+        vs_store_errf(err, errlen, "data directory %s is not writable: %s", dir, strerror(errno));
         return VS_EIO;
     }
     return 0;
@@ -223,7 +211,7 @@ static int enable_wal(sqlite3 *db, const char *path, char *err, size_t errlen)
     const char *mode = (const char *)sqlite3_column_text(st, 0);
     int wal = mode && strcmp(mode, "wal") == 0;
     if (!wal)
-        set_err(err, errlen, "database %s cannot use write-ahead logging (journal mode is %s)",
+        vs_store_errf(err, errlen, "database %s cannot use write-ahead logging (journal mode is %s)",
                 path, mode ? mode : "unknown");
     sqlite3_finalize(st);
     return wal ? 0 : VS_ESTORE;
@@ -245,19 +233,19 @@ static int migrate(sqlite3 *db, const char *path, char *err, size_t errlen)
         goto rollback;
     }
     if (app_id != APPLICATION_ID && (app_id != 0 || version != 0 || objects != 0)) {
-        set_err(err, errlen, "database %s is not a Volli database (application_id %lld)", path,
+        vs_store_errf(err, errlen, "database %s is not a Volli database (application_id %lld)", path,
                 app_id);
         rc = VS_ESTORE;
         goto rollback;
     }
     if (version > SCHEMA_VERSION) {
-        set_err(err, errlen, "schema version %lld is newer than this binary supports (%d)", version,
+        vs_store_errf(err, errlen, "schema version %lld is newer than this binary supports (%d)", version,
                 SCHEMA_VERSION);
         rc = VS_ESTORE;
         goto rollback;
     }
     if (version < 0) {
-        set_err(err, errlen, "database %s has an invalid schema version %lld", path, version);
+        vs_store_errf(err, errlen, "database %s has an invalid schema version %lld", path, version);
         rc = VS_ESTORE;
         goto rollback;
     }
@@ -266,7 +254,7 @@ static int migrate(sqlite3 *db, const char *path, char *err, size_t errlen)
         char *msg = NULL;
         rc = sqlite3_exec(db, vs_schema_migration((int)v + 1)->sqlite, NULL, NULL, &msg);
         if (rc != SQLITE_OK) {
-            set_err(err, errlen, "cannot migrate database %s to schema version %lld: %s", path,
+            vs_store_errf(err, errlen, "cannot migrate database %s to schema version %lld: %s", path,
                     v + 1, msg ? msg : sqlite3_errstr(rc));
             sqlite3_free(msg);
             rc = VS_ESTORE;
@@ -322,7 +310,7 @@ static int open_writer(sqlite_store_t *s, const char *path, char *err, size_t er
         return rc;
     /* SQLite silently falls back to read-only when it cannot open the file for writing. */
     if (sqlite3_db_readonly(s->wdb, "main") == 1) {
-        set_err(err, errlen, "database %s is not writable", path);
+        vs_store_errf(err, errlen, "database %s is not writable", path);
         return VS_ESTORE;
     }
     if ((rc = enable_wal(s->wdb, path, err, errlen)) != 0)
@@ -559,17 +547,17 @@ static int lock_dir(sqlite_store_t *s, const char *dir, char *err, size_t errlen
     if (fd < 0 && errno == EACCES)
         fd = open(path, O_RDONLY | O_CLOEXEC); /* flock needs no write access */
     if (fd < 0) {
-        set_err(err, errlen, "cannot create lock file %s: %s", path, strerror(errno));
+        vs_store_errf(err, errlen, "cannot create lock file %s: %s", path, strerror(errno));
         return VS_EIO;
     }
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
         int e = errno;
         close(fd);
         if (e == EWOULDBLOCK)
-            set_err(err, errlen, "data directory %s is in use by another volli-signal process",
+            vs_store_errf(err, errlen, "data directory %s is in use by another volli-signal process",
                     dir);
         else
-            set_err(err, errlen, "cannot lock %s: %s", path, strerror(e));
+            vs_store_errf(err, errlen, "cannot lock %s: %s", path, strerror(e));
         return VS_ESTORE;
     }
     s->lock_fd = fd;
@@ -585,12 +573,12 @@ int vs_store_sqlite_open(const char *dir, vs_store_t *out, char *err, size_t err
         out->self = NULL;
     }
     if (!dir || !*dir || !out) {
-        set_err(err, errlen, "no data directory given");
+        vs_store_errf(err, errlen, "no data directory given");
         return VS_EINVAL;
     }
     /* Two connections on two threads need SQLite's own locking of its global state. */
     if (!sqlite3_threadsafe()) {
-        set_err(err, errlen, "SQLite %s was built without thread support", sqlite3_libversion());
+        vs_store_errf(err, errlen, "SQLite %s was built without thread support", sqlite3_libversion());
         return VS_ESTORE;
     }
 
@@ -606,7 +594,7 @@ int vs_store_sqlite_open(const char *dir, vs_store_t *out, char *err, size_t err
 
     struct stat st;
     if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
-        set_err(err, errlen, "database %s is not a regular file", path);
+        vs_store_errf(err, errlen, "database %s is not a regular file", path);
         free(path);
         return VS_ESTORE;
     }
@@ -620,7 +608,7 @@ int vs_store_sqlite_open(const char *dir, vs_store_t *out, char *err, size_t err
     /* The database file may be new: make its name durable before anything is acknowledged. */
     int e = sync_dir(dir);
     if (e) {
-        set_err(err, errlen, "cannot sync data directory %s: %s", dir, strerror(e));
+        vs_store_errf(err, errlen, "cannot sync data directory %s: %s", dir, strerror(e));
         rc = VS_EIO;
         goto fail;
     }

@@ -16,7 +16,7 @@
 
 #define CONN_OF(h) ((vs_conn_t *)((char *)(h) - offsetof(vs_conn_t, tcp)))
 
-static void list_add(vs_conn_list_t *l, vs_conn_t *c)
+void vs_conn_list_add(vs_conn_list_t *l, vs_conn_t *c)
 {
     c->list = l;
     c->prev = NULL;
@@ -156,7 +156,7 @@ void vs_conn_close(vs_conn_t *c, uint16_t code, const char *reason)
     c->state = VS_CONN_CLOSING;
     c->since = vs_server_now(c->srv);
     list_del(c);
-    list_add(&c->srv->pending, c);
+    vs_conn_list_add(&c->srv->pending, c);
     mark_flush(c);
 }
 
@@ -491,7 +491,7 @@ void vs_conn_upgrade(vs_conn_t *c, const char *accept_key, uint8_t *extra, size_
     c->pings_missed = 0;
     c->watch.conn = c;
     list_del(c);
-    list_add(&s->active, c);
+    vs_conn_list_add(&s->active, c);
     s->metrics.connections_total++;
     vs_buf_t *b = &s->scratch;
     b->len = 0;
@@ -604,7 +604,7 @@ static void accept_conn(uv_stream_t *listener, int status, uint8_t api)
     c->state = VS_CONN_HTTP;
     c->since = vs_server_now(s);
     c->http = vs_http_req_new();
-    list_add(&s->pending, c);
+    vs_conn_list_add(&s->pending, c);
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0)
         vs_conn_doom(c);
 }

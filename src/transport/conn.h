@@ -76,6 +76,8 @@ struct vs_conn {
     char nonce[23];           /* 128 random bits, base64url */
 };
 
+/* Puts c at the head of l (newest first) and remembers l as its list. */
+void vs_conn_list_add(vs_conn_list_t *l, vs_conn_t *c);
 /* Counts c against the source address addr; VS_ETOOBIG (and nothing counted) when that address
  * is at max-connections-per-ip. */
 int vs_conn_attach_ip(vs_conn_t *c, const char *addr);

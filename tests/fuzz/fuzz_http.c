@@ -25,7 +25,6 @@
 #include "transport/http.h"
 #include "transport/ws.h"
 
-#include <ftw.h>
 #include <http_parser.h>
 #include <jansson.h>
 #include <openssl/evp.h>
@@ -45,26 +44,8 @@
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 
-static vs_config_t cfg;
 static int trace; /* VS_FUZZ_TRACE set: print each status line (corpus work) */
 static vs_server_t *srv;
-static char data_dir[] = "/tmp/vs-fuzz-http-XXXXXX";
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void cleanup(void)
-{
-    vs_testing_server_free(srv);
-    srv = NULL;
-    vs_config_deinit(&cfg);
-    nftw(data_dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
-}
 
 static void setup(void)
 {
@@ -72,20 +53,7 @@ static void setup(void)
         return;
     vs_log_setup(VS_LOG_ERROR, VS_LOG_TEXT);
     trace = getenv("VS_FUZZ_TRACE") != NULL;
-    CHECK(mkdtemp(data_dir) != NULL);
-    vs_config_defaults(&cfg);
-    free(cfg.host);
-    cfg.host = strdup("127.0.0.1");
-    cfg.port = 0;
-    free(cfg.data_dir);
-    cfg.data_dir = strdup(data_dir);
-    char err[256];
-    srv = vs_testing_server_new(&cfg, err, sizeof err);
-    if (!srv) {
-        fprintf(stderr, "fuzz_http: %s\n", err);
-        abort();
-    }
-    atexit(cleanup);
+    srv = vs_testing_fuzz_server(NULL, NULL);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)

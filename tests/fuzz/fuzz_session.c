@@ -35,7 +35,6 @@
 #include "transport/conn.h"
 #include "transport/ws.h"
 
-#include <ftw.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,10 +70,9 @@ static const uint8_t keys[NCONN][32] = {
     {0},
 };
 
-static vs_config_t cfg;
+static const vs_config_t *cfg; /* the server's settings */
 static int trace; /* VS_FUZZ_TRACE set: print every message and frame (corpus work) */
 static vs_server_t *srv;
-static char data_dir[] = "/tmp/vs-fuzz-session-XXXXXX";
 
 /* The run: the connections (NULL once freed) and the message being checked. */
 static struct {
@@ -89,47 +87,21 @@ static struct {
     size_t presence_replies, errors_to_sender;
 } run;
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+/* Small limits, so that one input can reach every refusal. */
+static void tune(vs_config_t *c)
 {
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
+    c->max_subscriptions = 8;
+    c->lookup_rate = 250;
+    c->register_rate = 5;
+    c->max_queue = 16 * 1024;
 }
-
-static void cleanup(void)
-{
-    vs_testing_server_free(srv);
-    srv = NULL;
-    vs_config_deinit(&cfg);
-    nftw(data_dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
-}
-
 static void setup(void)
 {
     if (srv)
         return;
     vs_log_setup(VS_LOG_ERROR, VS_LOG_TEXT);
     trace = getenv("VS_FUZZ_TRACE") != NULL;
-    CHECK(mkdtemp(data_dir) != NULL);
-    vs_config_defaults(&cfg);
-    free(cfg.host);
-    cfg.host = strdup("127.0.0.1");
-    cfg.port = 0;
-    free(cfg.data_dir);
-    cfg.data_dir = strdup(data_dir);
-    /* Small limits, so that one input can reach every refusal. */
-    cfg.max_subscriptions = 8;
-    cfg.lookup_rate = 250;
-    cfg.register_rate = 5;
-    cfg.max_queue = 16 * 1024;
-    char err[256];
-    srv = vs_testing_server_new(&cfg, err, sizeof err);
-    if (!srv) {
-        fprintf(stderr, "fuzz_session: %s\n", err);
-        abort();
-    }
-    atexit(cleanup);
+    srv = vs_testing_fuzz_server(tune, &cfg);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -382,7 +354,7 @@ static void close_conns(void)
 static void message(int k, const uint8_t *data, size_t len)
 {
     vs_conn_t *c = run.c[k];
-    if (c->state != VS_CONN_WS || (c->flags & VS_CONN_DOOMED) || len > cfg.max_frame)
+    if (c->state != VS_CONN_WS || (c->flags & VS_CONN_DOOMED) || len > cfg->max_frame)
         return;
     json_t *req = json_loadb((const char *)data, len, VS_JSON_FLAGS, NULL);
     if (req && !json_is_object(req)) {
