@@ -21,8 +21,6 @@ struct vs_cl_cmd {
     uint64_t t;
 };
 
-#define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 5000
 
 uint64_t vs_cl_now(const vs_cluster_t *cl)
 {
@@ -138,10 +136,8 @@ void vs_cl_down(vs_cluster_t *cl, const char *why)
     /* Freeing calls every pending reply callback with NULL: they see state DOWN. */
     redisAsyncContext *cmd = cl->cmd, *sub = cl->sub;
     cl->cmd = cl->sub = NULL;
-    if (cmd) {
-        cmd->data = cl;
+    if (cmd)
         redisAsyncFree(cmd);
-    }
     if (sub)
         redisAsyncFree(sub);
     vs_cl_sync_reset(cl);
@@ -151,7 +147,7 @@ void vs_cl_down(vs_cluster_t *cl, const char *why)
     uint64_t jitter = 0;
     RAND_bytes((unsigned char *)&jitter, sizeof jitter);
     uint64_t delay = cl->backoff_ms / 2 + jitter % (cl->backoff_ms / 2 + 1);
-    cl->backoff_ms = cl->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : cl->backoff_ms * 2;
+    cl->backoff_ms = cl->backoff_ms * 2 > VS_CL_BACKOFF_MAX_MS ? VS_CL_BACKOFF_MAX_MS : cl->backoff_ms * 2;
     uv_timer_start(&cl->retry, retry_cb, delay, 0);
 }
 
@@ -427,7 +423,7 @@ int vs_cluster_new(vs_server_t *s, vs_cluster_t **out, char *err, size_t errlen)
     snprintf(cl->reason_buf, sizeof cl->reason_buf, "connecting to redis at %s:%d", cl->url.host,
              cl->url.port);
     cl->reason = cl->reason_buf;
-    cl->backoff_ms = BACKOFF_MIN_MS;
+    cl->backoff_ms = VS_CL_BACKOFF_MIN_MS;
     uv_timer_init(cl->loop, &cl->hb_timer);
     uv_timer_init(cl->loop, &cl->watchdog);
     uv_timer_init(cl->loop, &cl->retry);

@@ -69,11 +69,12 @@ int vs_cluster_relay(vs_cluster_t *cl, uint16_t node, const char *to, const char
 int vs_cluster_room_message(vs_cluster_t *cl, const char *room, size_t room_len, const char *from,
                             const char *frame, size_t len);
 
-/* Called when a cluster-wide join finished: rc is 0 (joined: members holds the others as
+/* Called when a cluster-wide join finished (returns 0, or nonzero when it refused a join that
+ * succeeded in Redis: the membership is then taken back there): rc is 0 (joined: members holds the others as
  * `"id","id"` JSON list contents, hidden ones left out; borrowed for the call), VS_ETOOBIG (the
  * room is full) or VS_EIO (Redis is unavailable). c is NULL when the connection went away. */
-typedef void (*vs_cluster_join_cb)(vs_conn_t *c, int rc, const char *members, size_t members_len,
-                                   void *ud);
+typedef int (*vs_cluster_join_cb)(vs_conn_t *c, int rc, const char *members, size_t members_len,
+                                  void *ud);
 /* Joins c (registered) to the room name (borrowed) cluster-wide, checking the participant
  * limit across nodes; sets c->waiting until done (later frames are held) and calls cb then.
  * ud is passed to cb (the caller owns it). Returns 0, or VS_EIO (cb not called) when down. */

@@ -62,7 +62,6 @@ static vs_buf_t *node_batch(vs_cluster_t *cl, uint16_t idx)
     vs_node_t *n = cl->nodes[idx];
     if (n->out.len == 0)
         cl->dirty[cl->ndirty++] = n;
-    n->out_records++;
     return &n->out;
 }
 
@@ -95,7 +94,6 @@ int vs_cluster_room_message(vs_cluster_t *cl, const char *room, size_t room_len,
     put_str8(b, from, strlen(from));
     vs_buf_append(b, frame, len);
     end(b, at);
-    cl->ev_records++;
     cl->bus_out++;
     return 0;
 }
@@ -132,13 +130,11 @@ void vs_cluster_flush(vs_cluster_t *cl)
         vs_node_t *n = cl->dirty[i];
         snprintf(ch, sizeof ch, "vs:bus:%d:%s", cl->url.db, n->id);
         publish(cl, ch, &n->out);
-        n->out_records = 0;
     }
     cl->ndirty = 0;
     if (cl->ev_out.len) {
         snprintf(ch, sizeof ch, "vs:ev:%d", cl->url.db);
         publish(cl, ch, &cl->ev_out);
-        cl->ev_records = 0;
     }
 }
 
@@ -146,11 +142,9 @@ void vs_cl_bus_reset(vs_cluster_t *cl)
 {
     for (size_t i = 0; i < cl->ndirty; i++) {
         cl->dirty[i]->out.len = 0;
-        cl->dirty[i]->out_records = 0;
     }
     cl->ndirty = 0;
     cl->ev_out.len = 0;
-    cl->ev_records = 0;
 }
 
 /* ---- receiving ---- */

@@ -16,6 +16,8 @@
 #define VS_NODE_ID_MAX 64
 #define VS_MAX_NODES 4096
 #define VS_CL_LAT_BUCKETS 12
+#define VS_CL_BACKOFF_MIN_MS 100
+#define VS_CL_BACKOFF_MAX_MS 5000
 
 typedef struct vs_node {
     char id[VS_NODE_ID_MAX + 1];

@@ -301,10 +301,12 @@ static void on_reg_reply(vs_cluster_t *cl, redisReply *r, void *priv)
 {
     reg_ctx_t *x = priv;
     vs_conn_t *c = local_conn(cl, x->text, x->serial);
-    /* Lost with Redis: answered all the same (it is online here; the republish follows). */
-    answer(x, c);
+    /* Ordered first (it may turn out replaced: then no `registered`), then answered, which
+     * replays the frames held meanwhile. Lost with Redis: answered all the same (it is online
+     * here; the republish follows). */
     if (c && r && r->type == REDIS_REPLY_INTEGER)
         settle(cl, c, (uint64_t)r->integer);
+    answer(x, local_conn(cl, x->text, x->serial));
     free(x);
 }
 
@@ -359,7 +361,9 @@ static int publish_reg(vs_cluster_t *cl, vs_conn_t *c, int sc, const vs_req_t *r
 
 int vs_cluster_user_online(vs_cluster_t *cl, vs_conn_t *c, const vs_req_t *rq, int via_token)
 {
-    c->cl_serial = ++cl->serial;
+    /* One serial per connection: its room memberships in Redis carry it too. */
+    if (!c->cl_serial)
+        c->cl_serial = ++cl->serial;
     c->cl_seq = 0;
     c->cl_defer = 0;
     if (cl->state != CL_UP || !c->user)
@@ -415,7 +419,13 @@ static void on_join_reply(vs_cluster_t *cl, redisReply *r, void *priv)
     vs_conn_t *c = j->c;
     if (c->waiting)
         c->waiting--;
-    j->cb(c, rc, list.p ? list.p : "", list.len, j->ud);
+    if (j->cb(c, rc, list.p ? list.p : "", list.len, j->ud) != 0 && rc == 0 &&
+        cl->state == CL_UP) {
+        /* Joined in Redis but refused here: take the membership back. */
+        char val[96];
+        snprintf(val, sizeof val, "%s|%u|%d", cl->node, j->serial, j->hidden);
+        leave_args(cl, j->room, j->uid, val);
+    }
     vs_buf_deinit(&list);
     free(j);
     if (!c->waiting)
@@ -469,12 +479,10 @@ void vs_cluster_room_left(vs_cluster_t *cl, vs_conn_t *c, const char *name, size
 
 void vs_cluster_conn_gone(vs_cluster_t *cl, vs_conn_t *c)
 {
-    if (c->waiting) {
-        for (join_ctx_t *j = cl->joins; j; j = j->next)
-            if (j->c == c)
-                j->c = NULL;
-        c->waiting = 0;
-    }
+    for (join_ctx_t *j = cl->joins; j; j = j->next)
+        if (j->c == c)
+            j->c = NULL;
+    c->waiting = 0;
     if (cl->state != CL_UP)
         return; /* the snapshot after the reconnect finds what is stale */
     for (vs_member_t *m = c->rooms.head; m; m = m->c_next)
@@ -575,10 +583,6 @@ void vs_cl_on_event(vs_cluster_t *cl, const char *data, size_t len)
 }
 
 /* ---- node liveness ---- */
-
-typedef struct reap_ctx {
-    uint16_t idx;
-} reap_ctx_t;
 
 static void on_reap_reply(vs_cluster_t *cl, redisReply *r, void *priv)
 {
@@ -747,7 +751,7 @@ static void on_snapshot(vs_cluster_t *cl, redisReply *r, void *priv)
     drop_held(cl, 1);
     cl->state = CL_UP;
     cl->reason = NULL;
-    cl->backoff_ms = 100;
+    cl->backoff_ms = VS_CL_BACKOFF_MIN_MS;
     cl->last_own_hb = now;
     if (cl->ever_up)
         cl->reconnects++;

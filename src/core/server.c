@@ -276,6 +276,17 @@ vs_server_t *vs_server_new(const vs_config_t *cfg, char *err, size_t errlen, int
                "warning", "%s", "DEVELOPMENT MODE: access tokens signed with the public "
                "development key pair are accepted; never run --dev in production",
                "api_key", "%s", VS_TOKEN_DEV_KEY, NULL);
+    if (cfg->redis && cfg->cluster_node_timeout <= 2 * cfg->cluster_heartbeat) {
+        snprintf(err, errlen, "--cluster-node-timeout (%.3g s) must be more than twice "
+                              "--cluster-heartbeat (%.3g s), or live nodes would be taken "
+                              "for dead between two heartbeats",
+                 cfg->cluster_node_timeout, cfg->cluster_heartbeat);
+        *exit_code = 2;
+        vs_token_keys_deinit(&s->keys);
+        uv_loop_close(&s->loop);
+        free(s);
+        return NULL;
+    }
     if (cfg->redis && !cfg->database) {
         snprintf(err, errlen, "--redis needs --database postgres://...: the nodes of a cluster "
                               "must share one durable directory");

@@ -492,13 +492,14 @@ typedef struct join_wait {
     char id[]; /* raw request id, or empty */
 } join_wait_t;
 
-static void on_cluster_joined(vs_conn_t *c, int rc, const char *members, size_t members_len,
+static int on_cluster_joined(vs_conn_t *c, int rc, const char *members, size_t members_len,
                               void *ud)
 {
     join_wait_t *w = ud;
     vs_req_t rq = {c, w->type, w->id_len ? w->id : NULL, w->id_len, w->t0};
     vs_server_t *s = c ? c->srv : NULL;
     vs_room_t *room = NULL;
+    int refused = 0;
     if (!c) {
         /* gone meanwhile */
     } else if (rc == VS_ETOOBIG) {
@@ -507,12 +508,14 @@ static void on_cluster_joined(vs_conn_t *c, int rc, const char *members, size_t 
                  s->cfg->max_room_participants);
         vs_reply_error(&rq, VS_WERR_ROOM_FULL, msg, NULL);
     } else if (rc != 0 || !c->user) {
+        refused = rc == 0;
         vs_reply_error(&rq, VS_WERR_UNAVAILABLE, "the cluster is unavailable; try again", NULL);
     } else {
         const char *name = w->id + w->id_len + 1;
         int jr = vs_rooms_join(s->rooms, &c->rooms, c, c->user->id, name, strlen(name),
                                c->token && c->token->hidden, UINT32_MAX, &room);
         if (jr != 0 && jr != VS_EEXISTS) {
+            refused = 1;
             vs_reply_error(&rq, VS_WERR_INTERNAL, "the room could not be joined", NULL);
         } else {
             vs_buf_t *b = &s->scratch;
@@ -523,6 +526,7 @@ static void on_cluster_joined(vs_conn_t *c, int rc, const char *members, size_t 
         }
     }
     free(w);
+    return refused;
 }
 
 static void join_room(const vs_req_t *rq, const char *name, size_t len)

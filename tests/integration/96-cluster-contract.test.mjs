@@ -75,6 +75,15 @@ describe('cluster: configuration and health', () => {
         assert.match(r.stderr, /--database/, `the message does not name --database: ${r.stderr}`);
     });
 
+    test('a node timeout of at most two heartbeats is a usage error (exit 2)', async () => {
+        const r = await runCli(['--redis', cl.redis.url, '--database', cl.pg.url, '--port', '0',
+                                '--data-dir', tempDir(), '--api-port', '-1',
+                                '--cluster-heartbeat', '1', '--cluster-node-timeout', '2']);
+        assert.equal(r.code, 2, `exit ${r.code}; stderr: ${r.stderr}`);
+        assert.match(r.stderr, /--cluster-node-timeout.*--cluster-heartbeat/, r.stderr);
+        // (Every other node here runs the defaults, 1 s and 3 s, which are accepted.)
+    });
+
     test('every node: /healthz 200 {"status":"ok"} on both ports, Redis up, 3 live nodes, ' +
          'its own server.key', async () => {
         for (const node of cl.nodes) {
@@ -446,6 +455,27 @@ describe('cluster: rooms', () => {
         const late = await connectAs(A.port, uid('late'));
         assert.equal((await join(late, room)).type, 'joined', 'a place freed on B is free on A');
         await Promise.all([...members, late].map((m) => m.close()));
+    });
+
+    test('a connection that registers again keeps its room memberships leavable: its leave ' +
+         'frees the place cluster-wide', async () => {
+        const room = uid('rereg');
+        const t = await connectToken(A.port, { sub: uid('rt') });
+        assert.equal((await join(t, room)).type, 'joined');
+        // The token user names itself again in a register (answered, nothing rebound).
+        t.send({ type: 'register', id: 'again', userId: t.userId, publicKey: 'AAAA',
+                 signature: 'AAAA' });
+        assert.equal((await t.recv((m) => m.id === 'again')).type, 'registered');
+        t.send({ type: 'leave', room });
+        await t.recvType('left');
+        // All three places are free again, on any node.
+        const others = [await connectAs(A.port, uid('rr')), await connectAs(B.port, uid('rr')),
+                        await connectAs(C.port, uid('rr'))];
+        for (const o of others) {
+            const r = await join(o, room);
+            assert.equal(r.type, 'joined', `the left membership still counts: ${JSON.stringify(r)}`);
+        }
+        await Promise.all([t, ...others].map((c) => c.close()));
     });
 
     test('hidden participants on another node: not announced, not listed, counted, sent room ' +

@@ -420,10 +420,15 @@ describe('cluster: PostgreSQL hangs', () => {
             const d = await a1.recv((m) => m.id === did, scaled(8000));
             assert.equal(d.type, 'error', JSON.stringify(d));
             assert.equal(d.code, 'unavailable');
+            // Nothing was bound while the store was frozen: the register is still waiting.
+            await fresh.expectNone(scaled(300), (m) => m.id === 'hr',
+                                   'no answer to the register while PostgreSQL is stopped');
             signalPostgres(cl.pg.dir, 'SIGCONT');
             resumed = true;
+            // Within the store's write deadline the binding commits once PostgreSQL is back.
             const r = await fresh.recv((m) => m.id === 'hr', scaled(20000));
-            assert.ok(r.type === 'registered' || r.code === 'unavailable', JSON.stringify(r));
+            assert.equal(r.type, 'registered', JSON.stringify(r));
+            assert.equal((await discover(a1, ident.userId)).publicKey, ident.publicKey);
             fresh.terminate();
         } finally {
             if (!resumed) signalPostgres(cl.pg.dir, 'SIGCONT');
