@@ -271,7 +271,8 @@ static vs_conn_t *local_conn(vs_cluster_t *cl, const char *uid, uint32_t serial)
     return c && c->cl_serial == serial ? c : NULL;
 }
 
-/* The registration's answer, deferred until Redis ordered it (or failed to). */
+/* The registration's answer, deferred until Redis ordered it (or failed to). The frames held
+ * meanwhile are replayed by the caller (vs_conn_resume), once a replacement is settled. */
 static void answer(reg_ctx_t *x, vs_conn_t *c)
 {
     if (!x->answer || !c)
@@ -283,8 +284,6 @@ static void answer(reg_ctx_t *x, vs_conn_t *c)
     vs_req_t rq = {c, x->type, x->id_len ? id : NULL, x->id_len, x->t0};
     if (c->user && c->state == VS_CONN_WS)
         vs_register_reply(&rq, x->text, x->via_token);
-    if (!c->waiting)
-        vs_conn_resume(c);
 }
 
 static void settle(vs_cluster_t *cl, vs_conn_t *c, uint64_t seq)
@@ -301,12 +300,15 @@ static void on_reg_reply(vs_cluster_t *cl, redisReply *r, void *priv)
 {
     reg_ctx_t *x = priv;
     vs_conn_t *c = local_conn(cl, x->text, x->serial);
-    /* Ordered first (it may turn out replaced: then no `registered`), then answered, which
-     * replays the frames held meanwhile. Lost with Redis: answered all the same (it is online
-     * here; the republish follows). */
+    /* Answered first: the registration happened, as on one node, even when a newer one on
+     * another node was ordered after it (then `replaced` and 4000 follow at once, and the
+     * request is not left unanswered). Lost with Redis: answered all the same (it is online
+     * here; the republish follows). Then the frames held meanwhile are replayed. */
+    answer(x, c);
     if (c && r && r->type == REDIS_REPLY_INTEGER)
         settle(cl, c, (uint64_t)r->integer);
-    answer(x, local_conn(cl, x->text, x->serial));
+    if (c && !c->waiting)
+        vs_conn_resume(c);
     free(x);
 }
 
