@@ -142,6 +142,7 @@ void vs_cl_down(vs_cluster_t *cl, const char *why)
         redisAsyncFree(sub);
     vs_cl_sync_reset(cl);
     vs_cl_bus_reset(cl);
+    vs_cl_sync_release(cl);
     if (cl->leaving)
         return;
     uint64_t jitter = 0;
@@ -294,7 +295,9 @@ static void on_sub_message(redisAsyncContext *ac, void *reply, void *privdata)
     const char *ch = r->element[1]->str;
     const char *data = r->element[2]->str;
     size_t len = r->element[2]->len;
-    if (strcmp(ch, cl->bus_channel) == 0)
+    if (strcmp(ch, cl->bus_channel) == 0 && len > 0 && data[0] == 'S')
+        vs_cl_on_sync(cl, data + 1, len - 1);
+    else if (strcmp(ch, cl->bus_channel) == 0)
         vs_cl_on_bus(cl, data, len);
     else
         vs_cl_on_event(cl, data, len);
@@ -439,15 +442,6 @@ int vs_cluster_new(vs_server_t *s, vs_cluster_t **out, char *err, size_t errlen)
     return 0;
 }
 
-int vs_cluster_catch_up(vs_cluster_t *cl)
-{
-    if (cl->state != CL_UP || !cl->sub)
-        return 0;
-    uint64_t before = cl->events_in;
-    redisAsyncHandleRead(cl->sub);
-    return cl->events_in != before;
-}
-
 int vs_cluster_busy(const vs_cluster_t *cl)
 {
     return cl->state != CL_DOWN && cl->fifo_head != NULL;
@@ -489,6 +483,7 @@ void vs_cluster_free(vs_cluster_t *cl)
         free(cl->nodes[i]);
     }
     vs_buf_deinit(&cl->ev_out);
+    vs_cl_sync_free(cl);
     vs_map_free(cl->node_index);
     free(cl);
 }

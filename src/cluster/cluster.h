@@ -81,10 +81,17 @@ typedef int (*vs_cluster_join_cb)(vs_conn_t *c, int rc, const char *members, siz
 int vs_cluster_room_join(vs_cluster_t *cl, vs_conn_t *c, const char *name, size_t len, int hidden,
                          vs_cluster_join_cb cb, void *ud);
 
-/* Before answering that a user is offline: takes in the events already waiting on the
- * subscription socket (one non-blocking read), so a registration another node has confirmed
- * to its client is seen here too. Returns 1 if events were applied. */
-int vs_cluster_catch_up(vs_cluster_t *cl);
+/* Before answering that a user is offline: c's request is to be answered once every change
+ * Redis ordered before now has arrived here, so that a registration another node confirmed to
+ * its client before this question was asked is seen (read-your-writes across nodes). A marker
+ * published on this node's own bus channel at the end of the loop turn comes back behind those
+ * changes: one round trip, shared by every request deferred in the same turn. Returns 0 when c
+ * waits (the caller sets its message aside with vs_conn_defer), or VS_EIO when Redis is down
+ * (answer from what is known now). */
+int vs_cluster_defer(vs_cluster_t *cl, vs_conn_t *c);
+/* Start of the loop turn's check: resumes the connections whose marker came back (or whose
+ * wait ended because Redis went down), which handles their messages again. */
+void vs_cluster_resume_synced(vs_cluster_t *cl);
 
 /* End of a loop turn: publishes the batches filled during it (one PUBLISH per destination). */
 void vs_cluster_flush(vs_cluster_t *cl);

@@ -8,9 +8,14 @@
  * 32-bit little-endian body length, the body. Bodies (strings prefixed by an 8-bit length; the
  * request id by a 16-bit one, as it is raw JSON string contents): 'R' relay:        to, from, id,
  * then the frame to deliver 'E' undeliverable: to, from, id (back to the origin: the sender gets
- * peer_offline) 'M' room message: room, from, then the frame (published on the event channel) */
+ * peer_offline) 'M' room message: room, from, then the frame (published on the event channel)
+ *
+ * A marker: 'S' and a decimal number, published by a node on its own channel (vs_cluster_defer).
+ * Redis queues it behind every change published before it, so when it comes back every change
+ * ordered before the question that deferred a request has arrived. */
 #include "cluster/cluster_impl.h"
 
+#include "common/alloc.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "core/server_impl.h"
@@ -18,6 +23,7 @@
 #include "protocol/userid.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <time.h>
 #include <string.h>
 
@@ -119,12 +125,116 @@ static void publish(vs_cluster_t *cl, const char *channel, vs_buf_t *b)
     b->len = 0;
 }
 
+/* ---- markers ---- */
+
+int vs_cluster_defer(vs_cluster_t *cl, vs_conn_t *c)
+{
+    if (cl->state != CL_UP)
+        return VS_EIO;
+    vs_cl_sync_t *b = cl->sync_tail;
+    if (!b || b->token) {
+        b = vs_calloc(1, sizeof *b);
+        if (cl->sync_tail)
+            cl->sync_tail->next = b;
+        else
+            cl->sync_head = b;
+        cl->sync_tail = b;
+    }
+    if (b->n == b->cap) {
+        b->cap = b->cap ? 2 * b->cap : 8;
+        b->conns = vs_realloc(b->conns, b->cap * sizeof *b->conns);
+    }
+    b->conns[b->n++] = c;
+    return 0;
+}
+
+/* The batch filled this turn gets its marker. */
+static void publish_marker(vs_cluster_t *cl)
+{
+    vs_cl_sync_t *b = cl->sync_tail;
+    if (!b || b->token || b->done)
+        return;
+    char msg[24];
+    int n = snprintf(msg, sizeof msg, "S%llu", (unsigned long long)++cl->sync_token);
+    const char *argv[] = {"PUBLISH", cl->bus_channel, msg};
+    size_t lens[] = {7, strlen(cl->bus_channel), (size_t)n};
+    b->token = cl->sync_token;
+    if (vs_cl_command(cl, NULL, NULL, 3, argv, lens) != 0)
+        b->done = 1; /* down: answered from what is known */
+}
+
+void vs_cl_on_sync(vs_cluster_t *cl, const char *data, size_t len)
+{
+    char num[24];
+    if (len == 0 || len >= sizeof num)
+        return;
+    memcpy(num, data, len);
+    num[len] = '\0';
+    uint64_t t = strtoull(num, NULL, 10);
+    for (vs_cl_sync_t *b = cl->sync_head; b && b->token && b->token <= t; b = b->next)
+        b->done = 1;
+}
+
+void vs_cl_sync_release(vs_cluster_t *cl)
+{
+    for (vs_cl_sync_t *b = cl->sync_head; b; b = b->next)
+        b->done = 1;
+}
+
+void vs_cl_sync_forget(vs_cluster_t *cl, vs_conn_t *c)
+{
+    for (vs_cl_sync_t *b = cl->sync_head; b; b = b->next)
+        for (size_t i = 0; i < b->n; i++)
+            if (b->conns[i] == c)
+                b->conns[i] = NULL;
+}
+
+static void free_batch(vs_cl_sync_t *b)
+{
+    free(b->conns);
+    free(b);
+}
+
+void vs_cl_sync_free(vs_cluster_t *cl)
+{
+    for (vs_cl_sync_t *b = cl->sync_head, *next; b; b = next) {
+        next = b->next;
+        free_batch(b);
+    }
+    cl->sync_head = cl->sync_tail = NULL;
+}
+
+void vs_cluster_resume_synced(vs_cluster_t *cl)
+{
+    /* Events held behind a loading snapshot are not applied yet: wait for them too. */
+    if (cl->snap_pending && cl->state == CL_UP)
+        return;
+    while (cl->sync_head && cl->sync_head->done) {
+        vs_cl_sync_t *b = cl->sync_head;
+        cl->sync_head = b->next;
+        if (!cl->sync_head)
+            cl->sync_tail = NULL;
+        /* Handling a message again may defer another one: it joins a new batch. */
+        for (size_t i = 0; i < b->n; i++) {
+            vs_conn_t *c = b->conns[i];
+            if (!c)
+                continue;
+            if (c->waiting)
+                c->waiting--;
+            if (!c->waiting)
+                vs_conn_resume(c);
+        }
+        free_batch(b);
+    }
+}
+
 void vs_cluster_flush(vs_cluster_t *cl)
 {
     if (cl->state != CL_UP) {
         vs_cl_bus_reset(cl);
         return;
     }
+    publish_marker(cl);
     char ch[VS_NODE_ID_MAX + 32];
     for (size_t i = 0; i < cl->ndirty; i++) {
         vs_node_t *n = cl->dirty[i];
@@ -228,7 +338,7 @@ static void deliver_error(vs_cluster_t *cl, reader_t *r)
     vs_conn_t *c = local_user(cl, from);
     if (!c)
         return;
-    vs_req_t rq = {c, VS_MSG_UNKNOWN, id_len ? id : NULL, id_len, uv_hrtime()};
+    vs_req_t rq = {c, VS_MSG_UNKNOWN, id_len ? id : NULL, id_len, uv_hrtime(), NULL, 0};
     vs_reply_error(&rq, VS_WERR_PEER_OFFLINE, "the recipient is not online", to);
 }
 

@@ -46,6 +46,15 @@ enum vs_cl_script {
 typedef struct vs_cl_cmd vs_cl_cmd_t;
 typedef void (*vs_cl_reply_fn)(vs_cluster_t *cl, redisReply *r, void *priv);
 
+/* Connections deferred in one loop turn (vs_cluster_defer), waiting for one marker. */
+typedef struct vs_cl_sync {
+    struct vs_cl_sync *next;
+    uint64_t token; /* the marker's number; 0 while not yet published */
+    int done;       /* the marker came back, or Redis went down */
+    size_t n, cap;
+    vs_conn_t **conns; /* NULL where one went away */
+} vs_cl_sync_t;
+
 /* An event from the event channel held while a snapshot is loading. */
 typedef struct vs_cl_held {
     struct vs_cl_held *next;
@@ -80,6 +89,8 @@ struct vs_cluster {
     vs_node_t *dirty[VS_MAX_NODES]; /* nodes with records this turn */
     size_t ndirty;
     vs_cl_held_t *held_head, *held_tail;
+    vs_cl_sync_t *sync_head, *sync_tail; /* oldest first; the tail may still be filling */
+    uint64_t sync_token;                 /* the last marker published */
     uint64_t snap_seq;
     uint32_t serial; /* last registration serial handed out */
     int leaving;
@@ -107,6 +118,16 @@ void vs_cl_observe_latency(vs_cluster_t *cl, double seconds);
 /* The node entry for id (len bytes), created on first sight; NULL when the table is full or id
  * is malformed. */
 vs_node_t *vs_cl_node(vs_cluster_t *cl, const char *id, size_t len, uint16_t *index);
+
+/* cluster_bus.c: markers */
+/* A marker came back on this node's bus channel (text after the 'S'). */
+void vs_cl_on_sync(vs_cluster_t *cl, const char *data, size_t len);
+/* Redis is down: every deferred connection is answered from what is known now. */
+void vs_cl_sync_release(vs_cluster_t *cl);
+/* c goes away: it no longer waits for a marker. */
+void vs_cl_sync_forget(vs_cluster_t *cl, vs_conn_t *c);
+/* Drops every marker batch (at free). */
+void vs_cl_sync_free(vs_cluster_t *cl);
 
 /* cluster_sync.c */
 extern const char *const vs_cl_scripts[SC_COUNT];

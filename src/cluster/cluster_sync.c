@@ -208,7 +208,7 @@ static void replaced_by_remote(vs_cluster_t *cl, vs_conn_t *c, const char *uid, 
     vs_directory_set_remote(s->dir, uid, strlen(uid), idx, has ? key : NULL, &replaced);
     if (replaced == c) {
         c->user = NULL;
-        vs_req_t rq = {c, VS_MSG_UNKNOWN, NULL, 0, uv_hrtime()};
+        vs_req_t rq = {c, VS_MSG_UNKNOWN, NULL, 0, uv_hrtime(), NULL, 0};
         vs_reply_error(&rq, VS_WERR_REPLACED, "this user id registered on a newer connection",
                        NULL);
         vs_conn_close(c, 4000, "replaced");
@@ -281,7 +281,7 @@ static void answer(reg_ctx_t *x, vs_conn_t *c)
     if (c->waiting)
         c->waiting--;
     const char *id = x->text + strlen(x->text) + 1;
-    vs_req_t rq = {c, x->type, x->id_len ? id : NULL, x->id_len, x->t0};
+    vs_req_t rq = {c, x->type, x->id_len ? id : NULL, x->id_len, x->t0, NULL, 0};
     if (c->user && c->state == VS_CONN_WS)
         vs_register_reply(&rq, x->text, x->via_token);
 }
@@ -484,6 +484,7 @@ void vs_cluster_conn_gone(vs_cluster_t *cl, vs_conn_t *c)
     for (join_ctx_t *j = cl->joins; j; j = j->next)
         if (j->c == c)
             j->c = NULL;
+    vs_cl_sync_forget(cl, c);
     c->waiting = 0;
     if (cl->state != CL_UP)
         return; /* the snapshot after the reconnect finds what is stale */

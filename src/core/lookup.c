@@ -83,7 +83,7 @@ static void after_cb(uv_work_t *w, int status)
         vs_lookup_t *next = l->next;
         vs_conn_t *c = l->conn;
         if (c) {
-            vs_req_t rq = {c, l->type, l->id, l->id_len, l->t0};
+            vs_req_t rq = {c, l->type, l->id, l->id_len, l->t0, NULL, 0};
             if (c->waiting)
                 c->waiting--;
             if (status < 0 || l->failed) {

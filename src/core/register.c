@@ -35,7 +35,7 @@ void vs_register_online(const vs_req_t *rq, const char *uid, const uint8_t *key,
     c->user = vs_directory_set_online(s->dir, uid, strlen(uid), key, c, &replaced);
     if (replaced) {
         vs_conn_t *old = replaced;
-        vs_req_t orq = {old, VS_MSG_UNKNOWN, NULL, 0, rq->t0};
+        vs_req_t orq = {old, VS_MSG_UNKNOWN, NULL, 0, rq->t0, NULL, 0};
         old->user = NULL; /* it no longer speaks for uid: its close must not show it offline */
         vs_reply_error(&orq, VS_WERR_REPLACED, "this user id registered on a newer connection",
                        NULL);
@@ -232,7 +232,7 @@ static void after_cb(uv_work_t *w, int status)
             charge(c);
         if (c) {
             c->reg = NULL;
-            vs_req_t rq = {c, p->type, p->id, p->id_len, p->t0};
+            vs_req_t rq = {c, p->type, p->id, p->id_len, p->t0, NULL, 0};
             if (rc != 0)
                 vs_reply_error(&rq, VS_WERR_UNAVAILABLE,
                                "the directory could not store the key; try again", NULL);

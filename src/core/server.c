@@ -29,6 +29,8 @@ static void send_presence(void *conn, const char *data, size_t len, void *ud)
 static void on_flush_check(uv_check_t *h)
 {
     vs_server_t *s = h->data;
+    if (s->cluster)
+        vs_cluster_resume_synced(s->cluster);
     vs_register_submit(s);
     vs_lookup_flush(s);
     if (s->cluster)

@@ -55,7 +55,7 @@ void vs_reply_error(const vs_req_t *rq, vs_wire_error_t code, const char *messag
 
 void vs_session_reject_binary(vs_conn_t *c)
 {
-    vs_req_t rq = {c, VS_MSG_UNKNOWN, NULL, 0, uv_hrtime()};
+    vs_req_t rq = {c, VS_MSG_UNKNOWN, NULL, 0, uv_hrtime(), NULL, 0};
     vs_reply_error(&rq, VS_WERR_BAD_REQUEST, "binary frames are not supported; send JSON text",
                    NULL);
 }
@@ -64,7 +64,7 @@ void vs_session_error_too_large(vs_conn_t *c)
 {
     char msg[96];
     snprintf(msg, sizeof msg, "message exceeds the limit of %zu bytes", c->srv->cfg->max_frame);
-    vs_req_t rq = {c, VS_MSG_UNKNOWN, NULL, 0, uv_hrtime()};
+    vs_req_t rq = {c, VS_MSG_UNKNOWN, NULL, 0, uv_hrtime(), NULL, 0};
     vs_reply_error(&rq, VS_WERR_TOO_LARGE, msg, NULL);
 }
 
@@ -76,13 +76,13 @@ void vs_session_error_rate_limited(vs_conn_t *c, const char *what)
         snprintf(msg, sizeof msg, "too many messages: the limit is %d per second", cfg->rate_messages);
     else
         snprintf(msg, sizeof msg, "too many bytes: the limit is %zu per second", cfg->rate_bytes);
-    vs_req_t rq = {c, VS_MSG_UNKNOWN, NULL, 0, uv_hrtime()};
+    vs_req_t rq = {c, VS_MSG_UNKNOWN, NULL, 0, uv_hrtime(), NULL, 0};
     vs_reply_error(&rq, VS_WERR_RATE_LIMITED, msg, NULL);
 }
 
 void vs_session_error_timeout(vs_conn_t *c)
 {
-    vs_req_t rq = {c, VS_MSG_UNKNOWN, NULL, 0, uv_hrtime()};
+    vs_req_t rq = {c, VS_MSG_UNKNOWN, NULL, 0, uv_hrtime(), NULL, 0};
     vs_reply_error(&rq, VS_WERR_NOT_REGISTERED, "no register in time; closing", NULL);
 }
 
@@ -91,6 +91,8 @@ static int within_lookup_rate(const vs_req_t *rq, size_t n)
 {
     vs_server_t *s = rq->c->srv;
     double rate = s->cfg->lookup_rate;
+    if (rq->c->flags & VS_CONN_SYNCED)
+        return 1; /* handled again after a cluster sync: charged the first time */
     if (vs_bucket_take(&rq->c->rate_lookups, rate / 60.0, rate, (double)n, vs_server_now(s)))
         return 1;
     s->metrics.rate_limited[VS_LIMIT_LOOKUP]++;
@@ -152,19 +154,18 @@ static int forward(vs_conn_t *c, vs_conn_t *dst, const vs_envelope_t *env, const
     return dst->flags & VS_CONN_DOOMED ? -1 : 0;
 }
 
-/* Whether c may still be answered (events applied meanwhile may have replaced it). */
-static int usable(const vs_conn_t *c)
+/* In a cluster, before answering that a user is offline: returns 1 when rq was set aside to
+ * be handled again once every change Redis ordered before it has arrived here (see
+ * vs_cluster_defer; the caller returns without answering), 0 to answer now (one node, Redis
+ * down, or this is already the second time). Call it before anything is changed or sent. */
+static int sync_first(const vs_req_t *rq)
 {
-    return c->state == VS_CONN_WS && !(c->flags & VS_CONN_DOOMED);
-}
-
-/* In a cluster, before answering that a user is offline: takes in
- * the events already waiting from Redis, so a registration confirmed on another node is seen
- * here. Returns 1 if events were applied (the caller looks again and checks usable(c)). Never
- * call it while a reply is being built in scratch: the events may use it. */
-static int catch_up(vs_conn_t *c)
-{
-    return c->srv->cluster ? vs_cluster_catch_up(c->srv->cluster) : 0;
+    vs_conn_t *c = rq->c;
+    vs_cluster_t *cl = c->srv->cluster;
+    if (!cl || !rq->raw || (c->flags & VS_CONN_SYNCED) || vs_cluster_defer(cl, c) != 0)
+        return 0;
+    vs_conn_defer(c, rq->raw, rq->raw_len);
+    return 1;
 }
 
 /* The sender's object with "from" spliced in, into scratch (borrowed until the next use). */
@@ -233,11 +234,8 @@ static void relay(vs_req_t *rq, const vs_envelope_t *env, const char *data, size
         return;
     }
     vs_user_t *u = vs_directory_find(s->dir, to, strlen(to));
-    if (!vs_user_online(u) && catch_up(c)) {
-        if (!usable(c) || !c->user)
-            return;
-        u = vs_directory_find(s->dir, to, strlen(to));
-    }
+    if (!vs_user_online(u) && sync_first(rq))
+        return;
     vs_conn_t *dst = u ? u->conn : NULL;
     if (!dst && u && u->rnode && s->cluster) {
         if (relay_remote(rq, env, data, len, u) != 0)
@@ -379,8 +377,7 @@ static void discover(const vs_req_t *rq, json_t *root)
         }
         if (!within_lookup_rate(rq, 1))
             return;
-        if (!vs_user_online(vs_directory_find(s->dir, id, strlen(id))) && catch_up(rq->c) &&
-            !usable(rq->c))
+        if (!vs_user_online(vs_directory_find(s->dir, id, strlen(id))) && sync_first(rq))
             return;
         discover_ids(rq, 1, &id, 1);
         return;
@@ -391,7 +388,7 @@ static void discover(const vs_req_t *rq, json_t *root)
         return;
     for (size_t i = 0; i < n; i++)
         if (!vs_user_online(vs_directory_find(s->dir, ids[i], strlen(ids[i])))) {
-            if (catch_up(rq->c) && !usable(rq->c))
+            if (sync_first(rq))
                 return;
             break;
         }
@@ -433,7 +430,7 @@ static void subscribe(const vs_req_t *rq, json_t *root, int on)
     }
     for (size_t i = 0; on && i < n; i++)
         if (!vs_user_online(vs_directory_find(s->dir, ids[i], strlen(ids[i])))) {
-            if (catch_up(c) && !usable(c))
+            if (sync_first(rq))
                 return;
             break;
         }
@@ -496,7 +493,7 @@ static int on_cluster_joined(vs_conn_t *c, int rc, const char *members, size_t m
                               void *ud)
 {
     join_wait_t *w = ud;
-    vs_req_t rq = {c, w->type, w->id_len ? w->id : NULL, w->id_len, w->t0};
+    vs_req_t rq = {c, w->type, w->id_len ? w->id : NULL, w->id_len, w->t0, NULL, 0};
     vs_server_t *s = c ? c->srv : NULL;
     vs_room_t *room = NULL;
     int refused = 0;
@@ -651,7 +648,7 @@ out:
 
 void vs_session_token_start(vs_conn_t *c)
 {
-    vs_req_t rq = {c, VS_MSG_UNKNOWN, NULL, 0, uv_hrtime()};
+    vs_req_t rq = {c, VS_MSG_UNKNOWN, NULL, 0, uv_hrtime(), NULL, 0};
     const vs_token_claims_t *t = c->token;
     vs_register_online(&rq, t->identity, NULL, 1);
     VS_LOG(VS_LOG_DEBUG, "token_registered", "user", "%s", t->identity, NULL);
@@ -704,7 +701,7 @@ static void handle_json(vs_req_t *rq, const char *data, size_t len)
 
 void vs_session_on_text(vs_conn_t *c, uint8_t *data, size_t len)
 {
-    vs_req_t rq = {c, VS_MSG_UNKNOWN, NULL, 0, uv_hrtime()};
+    vs_req_t rq = {c, VS_MSG_UNKNOWN, NULL, 0, uv_hrtime(), (const char *)data, len};
     vs_envelope_t env;
     const vs_config_t *cfg = c->srv->cfg;
     int rc = vs_envelope_scan((const char *)data, len, (size_t)cfg->max_json_depth, &env);

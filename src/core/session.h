@@ -21,7 +21,9 @@ typedef struct vs_req {
     vs_msg_type_t type;
     const char *id;
     size_t id_len;
-    uint64_t t0; /* uv_hrtime() at arrival */
+    uint64_t t0;     /* uv_hrtime() at arrival */
+    const char *raw; /* the whole message as handled (plaintext), or NULL: see vs_conn_defer */
+    size_t raw_len;
 } vs_req_t;
 
 /* A text message from c; data is borrowed for the call and may be modified. */

@@ -136,6 +136,8 @@ static void detach(vs_conn_t *c)
     free(c->held);
     c->held = NULL;
     c->held_len = 0;
+    free(c->deferred);
+    c->deferred = NULL;
 }
 
 void vs_conn_close(vs_conn_t *c, uint16_t code, const char *reason)
@@ -400,8 +402,30 @@ static void feed_ws(vs_conn_t *c, uint8_t *data, size_t len)
     }
 }
 
+void vs_conn_defer(vs_conn_t *c, const char *msg, size_t len)
+{
+    uint32_t l32 = (uint32_t)len;
+    free(c->deferred);
+    c->deferred = vs_malloc(4 + len);
+    memcpy(c->deferred, &l32, 4);
+    memcpy(c->deferred + 4, msg, len);
+    c->waiting++;
+}
+
 void vs_conn_resume(vs_conn_t *c)
 {
+    if (c->deferred && !c->reg && !c->waiting && c->state == VS_CONN_WS &&
+        !(c->flags & VS_CONN_DOOMED)) {
+        /* Already decrypted: straight to the session, which now answers from what it knows. */
+        char *d = c->deferred;
+        c->deferred = NULL;
+        uint32_t len;
+        memcpy(&len, d, 4);
+        c->flags |= VS_CONN_SYNCED;
+        vs_session_on_text(c, (uint8_t *)d + 4, len);
+        c->flags &= (uint8_t)~VS_CONN_SYNCED;
+        free(d);
+    }
     /* Replay what arrived behind the register, stopping if another one goes pending. */
     size_t off = 0;
     while (off < c->held_len && !c->reg && !c->waiting && c->state == VS_CONN_WS &&

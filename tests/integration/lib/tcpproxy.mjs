@@ -1,6 +1,6 @@
 // A TCP proxy on 127.0.0.1 and a free port in front of one upstream port (Redis), so that a
 // test can cut ONE node off from a service the others keep reaching. startProxy(targetPort)
-// resolves with { port, freeze(), thaw(), cut(), close(), stats() }.
+// resolves with { port, freeze(), thaw(), cut(), delay(ms), close(), stats() }.
 //
 // - freeze(): a network partition (a black hole). Nothing is forwarded in either direction and
 //   nothing is closed: bytes, a FIN or a reset arriving from either side are held, not passed
@@ -17,6 +17,9 @@
 //   as soon as it is accepted, until thaw(). The listener stays open so the port cannot be
 //   taken by another process meanwhile; to the connecting side a connect followed by a reset
 //   is the same failure as a refused one.
+// - delay(ms): a slow link towards the proxy's clients: every chunk from upstream is delivered
+//   ms later, in order (0 ends it). The other direction is not slowed, so a node behind the proxy
+//   hears Redis later than Redis hears it, and later than its own clients may hear the others.
 // - close(): stops listening and destroys every socket; resolves when the listener is closed.
 //
 // Buffers are bounded: while frozen at most HOLD_MAX bytes are held per direction of a
@@ -41,6 +44,7 @@ class Direction {
         this.endHeld = false;
         this.resetHeld = false;
         this.draining = false; // src paused until dst drains
+        this.lastDue = 0; // delivery time of the last delayed chunk (delay keeps the order)
         src.on('data', (chunk) => this.onData(chunk));
         src.on('end', () => this.onEnd());
     }
@@ -60,6 +64,17 @@ class Direction {
     }
 
     forward(chunk) {
+        const ms = this.slowed ? this.proxy.delayMs : 0;
+        if (ms > 0 || this.lastDue > Date.now()) {
+            const due = Math.max(Date.now() + ms, this.lastDue);
+            this.lastDue = due;
+            setTimeout(() => this.write(chunk), due - Date.now());
+            return;
+        }
+        this.write(chunk);
+    }
+
+    write(chunk) {
         if (this.dst.destroyed) return;
         if (!this.dst.write(chunk) && !this.draining) {
             this.draining = true;
@@ -80,6 +95,10 @@ class Direction {
     }
 
     passEnd() {
+        if (this.lastDue > Date.now()) {
+            setTimeout(() => this.passEnd(), this.lastDue - Date.now()); // behind delayed chunks
+            return;
+        }
         if (!this.dst.destroyed) this.dst.end();
     }
 
@@ -135,6 +154,7 @@ class Connection {
         this.upstream = u;
         u.setNoDelay(true);
         this.down = new Direction(this.proxy, u);
+        this.down.slowed = true;
         this.down.dst = this.client;
         this.up.dst = u;
         u.on('error', () => {
@@ -192,6 +212,7 @@ class Proxy {
         this.targetPort = targetPort;
         this.frozen = false;
         this.refusing = false;
+        this.delayMs = 0;
         this.conns = new Set();
         this.accepted = 0;
         this.refused = 0;
@@ -224,6 +245,10 @@ class Proxy {
 
     freeze() {
         this.frozen = true;
+    }
+
+    delay(ms) {
+        this.delayMs = ms;
     }
 
     thaw() {
@@ -270,6 +295,7 @@ export async function startProxy(targetPort) {
         freeze: () => p.freeze(),
         thaw: () => p.thaw(),
         cut: () => p.cut(),
+        delay: (ms) => p.delay(ms),
         close: () => p.close(),
         stats: () => p.stats(),
     };
