@@ -485,64 +485,84 @@ describe('cluster: one node partitioned from Redis', () => {
 
     test('a slow link to Redis: a registration confirmed by another node is seen on A at once ' +
          'by discover, subscribe and relays (A asks Redis before answering "offline")',
-         async () => {
-        // Redis's messages reach A 250 ms late; clients reach A at once. A node that answered
+         () => withLogs(async () => {
+        // Redis's messages reach A 120 ms late; clients reach A at once. A node that answered
         // from what had arrived would call a user offline whose client was told `registered`
-        // by B a moment before.
-        const SLOW_MS = 250;
-        const a = await connectAs(A.port, uid('sa'));
-        proxy.delay(SLOW_MS);
-        try {
-            for (const kind of ['discover', 'subscribe', 'relay']) {
-                const b = await connectAs(B.port, uid(`s${kind[0]}`));
-                const t0 = Date.now();
-                if (kind === 'discover') {
-                    const d = await discover(a, b.userId);
-                    assert.equal(d.online, true, `discover on A right after "registered" on B: ` +
-                                 JSON.stringify(d));
-                } else if (kind === 'subscribe') {
-                    a.send({ type: 'subscribe', userIds: [b.userId] });
-                    const m = await a.recv(isPresenceOf(b.userId), scaled(3000),
-                                           'the answer to subscribe');
-                    assert.equal(m.online, true, `subscribe on A right after "registered" on ` +
-                                 `B: ${JSON.stringify(m)}`);
-                } else {
-                    await relayOk(a, b, 'offer');
-                }
-                console.log(`slow link: ${kind} answered on A after ${Date.now() - t0} ms`);
-                await b.close();
+        // by B a moment before. The guarantee holds while A reaches Redis: an attempt during
+        // which A lost Redis anyway (a loaded machine adding to the delay past redis-timeout)
+        // proves nothing and is repeated, at most three times.
+        const SLOW_MS = 120;
+        for (let attempt = 1; ; attempt++) {
+            const mark = A.logs.length;
+            try {
+                await slowLink(SLOW_MS);
+                return;
+            } catch (err) {
+                const down = A.logs.slice(mark).find((l) => l.msg === 'redis_down');
+                if (!down || attempt === 3) throw err;
+                console.log(`slow link: attempt ${attempt} void, A lost Redis (${down.reason})`);
+                proxy.delay(0);
+                await waitHealth(A, 200, { ms: RECOVER_MS });
+                await cl.settle(scaled(10000));
             }
-            // Really offline: answered as such, after the round trip.
-            const gone = uid('never');
-            assert.equal((await discover(a, gone)).online, false);
-            const x = await relayRefused(a, gone, 'peer_offline');
-            assert.equal(x.to, gone);
-            // Inside a post-quantum session the question waits the same way, and is answered
-            // (sealed, in order) with the frames behind it.
-            const pq = await connectPq(A.port);
-            assert.equal((await pq.handshake('ML-KEM-768')).type, 'pq_handshake_response');
-            const me = makeIdentity(uid('spq'));
-            pq.send({ type: 'register', id: 'r', userId: me.userId, publicKey: me.publicKey,
-                      signature: signRegister(me, pq.hello.nonce) });
-            assert.equal((await pq.recv((m) => m.id === 'r')).type, 'registered');
-            const b = await connectAs(B.port, uid('spb'));
-            pq.send({ type: 'discover', userId: b.userId, id: 'd1' });
-            pq.send({ type: 'discover', userId: gone, id: 'd2' });
-            pq.send({ type: 'ping', id: 'p3' });
-            const answers = [];
-            for (let i = 0; i < 3; i++) {
-                answers.push((await pq.next((m) => m.id !== undefined, scaled(3000),
-                                            'the answers, in order')).msg);
-            }
-            assert.deepEqual(answers.map((m) => [m.id, m.type, m.online]),
-                             [['d1', 'discover', true], ['d2', 'discover', false],
-                              ['p3', 'pong', undefined]], JSON.stringify(answers));
-            pq.assertClean();
-            await b.close();
-            await pq.close();
-        } finally {
-            proxy.delay(0);
         }
-        await a.close();
-    });
+    }));
 });
+
+/** One attempt of the slow-link test: see there. */
+async function slowLink(SLOW_MS) {
+    const a = await connectAs(A.port, uid('sa'));
+    proxy.delay(SLOW_MS);
+    try {
+        for (const kind of ['discover', 'subscribe', 'relay']) {
+            const b = await connectAs(B.port, uid(`s${kind[0]}`));
+            const t0 = Date.now();
+            if (kind === 'discover') {
+                const d = await discover(a, b.userId);
+                assert.equal(d.online, true, `discover on A right after "registered" on B: ` +
+                             JSON.stringify(d));
+            } else if (kind === 'subscribe') {
+                a.send({ type: 'subscribe', userIds: [b.userId] });
+                const m = await a.recv(isPresenceOf(b.userId), scaled(3000),
+                                       'the answer to subscribe');
+                assert.equal(m.online, true, `subscribe on A right after "registered" on ` +
+                             `B: ${JSON.stringify(m)}`);
+            } else {
+                await relayOk(a, b, 'offer');
+            }
+            console.log(`slow link: ${kind} answered on A after ${Date.now() - t0} ms`);
+            await b.close();
+        }
+        // Really offline: answered as such, after the round trip.
+        const gone = uid('never');
+        assert.equal((await discover(a, gone)).online, false);
+        const x = await relayRefused(a, gone, 'peer_offline');
+        assert.equal(x.to, gone);
+        // Inside a post-quantum session the question waits the same way, and is answered
+        // (sealed, in order) with the frames behind it.
+        const pq = await connectPq(A.port);
+        assert.equal((await pq.handshake('ML-KEM-768')).type, 'pq_handshake_response');
+        const me = makeIdentity(uid('spq'));
+        pq.send({ type: 'register', id: 'r', userId: me.userId, publicKey: me.publicKey,
+                  signature: signRegister(me, pq.hello.nonce) });
+        assert.equal((await pq.recv((m) => m.id === 'r')).type, 'registered');
+        const b = await connectAs(B.port, uid('spb'));
+        pq.send({ type: 'discover', userId: b.userId, id: 'd1' });
+        pq.send({ type: 'discover', userId: gone, id: 'd2' });
+        pq.send({ type: 'ping', id: 'p3' });
+        const answers = [];
+        for (let i = 0; i < 3; i++) {
+            answers.push((await pq.next((m) => m.id !== undefined, scaled(3000),
+                                        'the answers, in order')).msg);
+        }
+        assert.deepEqual(answers.map((m) => [m.id, m.type, m.online]),
+                         [['d1', 'discover', true], ['d2', 'discover', false],
+                          ['p3', 'pong', undefined]], JSON.stringify(answers));
+        pq.assertClean();
+        await b.close();
+        await pq.close();
+    } finally {
+        proxy.delay(0);
+        await a.close();
+    }
+}
