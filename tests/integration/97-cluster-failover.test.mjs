@@ -5,7 +5,7 @@
 // call going on; the killed node's other users must show offline to subscribers on every other
 // node within 5 s (default --cluster-heartbeat 1 / --cluster-node-timeout 3), while the user who
 // moved stays online. Also: a node restarted at once under the same --node-id must not bring its
-// dead users back.
+// dead users back, and a node stopped (SIGSTOP) for less than the node timeout is not reaped.
 
 import assert from 'node:assert/strict';
 import path from 'node:path';
@@ -157,6 +157,39 @@ describe('cluster: a node killed with SIGKILL', () => {
         observers[0].send({ type: 'offer', to: ids[0], offer: {}, id: 'k1' });
         await observers[0].expectError('peer_offline', { id: 'k1', to: ids[0] });
         await Promise.all(observers.map((o) => o.close()));
+    });
+
+    test('a node stopped for less than --cluster-node-timeout (SIGSTOP 1 s, one heartbeat ' +
+         'missed) is not reaped: its user never shows offline elsewhere and is reached after',
+         async () => {
+        const [B, C] = cl.live;
+        const F = await cl.addNode();
+        await cl.settle();
+        const f = await connectAs(F.port, uid('stp'));
+        const w = await connectAs(B.port, uid('ow'));
+        await subscribe(w, [f.userId], true);
+        const reaped = (m) => isPresenceOf(f.userId, false)(m);
+        process.kill(F.pid, 'SIGSTOP');
+        const t0 = Date.now();
+        try {
+            await sleep(1000);
+        } finally {
+            process.kill(F.pid, 'SIGCONT');
+        }
+        // Watched until past the time its heartbeat key would have expired (node timeout 3 s
+        // after its last heartbeat, which was at most 1 s before the stop), plus a heartbeat.
+        const watch = Math.max(0, t0 + 3000 + 1000 + 500 - Date.now());
+        await w.expectNone(watch, reaped, 'no offline for a user of a node stopped for 1 s');
+        assert.equal(await metric(C, 'volli_cluster_nodes'), cl.live.length,
+                     'a node stopped for 1 s is no longer counted');
+        assert.equal((await discover(w, f.userId)).online, true);
+        w.send({ type: 'offer', to: f.userId, offer: { sdp: 'after the stop' }, id: 'st1' });
+        const got = await f.recv((m) => m.type === 'offer', scaled(3000), 'the offer after the stop');
+        assert.equal(got.from, w.userId);
+        console.log(`stopped 1 s: not reaped (watched ${Date.now() - t0} ms from the stop)`);
+        await Promise.all([f.close(), w.close()]);
+        await F.stop('SIGTERM', scaled(10000));
+        await cl.settle();
     });
 
     test('a node restarted at once under the same --node-id does not bring its dead users ' +

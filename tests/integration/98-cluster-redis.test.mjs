@@ -3,7 +3,8 @@
 // reason naming Redis, same-node relays still work and cross-node relays get `unavailable`;
 // afterwards every acknowledged registration is discoverable with its key and online again from
 // every node, relays and subscriptions work across nodes, and nothing arrived twice or out of
-// order. A partition (CLIENT PAUSE longer than --redis-timeout): 503, then recovery.
+// order. A partition (CLIENT PAUSE longer than --redis-timeout): 503, then recovery; a pause
+// shorter than it: no 503, no reconnect, the relay sent meanwhile delivered after it.
 // PostgreSQL down: a register needing a new binding is `unavailable` and writes nothing; after
 // it is back registering works and earlier bindings hold. Redis with a password.
 
@@ -17,6 +18,7 @@ import {
     Cluster, cleanup, discover, metric, relayOk, spread, startRedis, target, waitHealth,
     waitMetric, waitPresence,
 } from './lib/cluster.mjs';
+import { httpGet } from './lib/http.mjs';
 import { mapLimit, scaled, sleep, uid } from './lib/util.mjs';
 
 const REDIS_TIMEOUT_MS = 2000; // the default --redis-timeout
@@ -279,6 +281,52 @@ describe('cluster: Redis failures', () => {
         await relayOk(b, a2, 'ice-candidate');
         assert.equal(await metric(A, 'volli_redis_up'), 1);
         await Promise.all([a1.close(), a2.close(), b.close()]);
+    });
+});
+
+describe('cluster: a slow Redis is not a failure', () => {
+    test('a Redis pause shorter than --redis-timeout (CLIENT PAUSE 500 ms): every node stays ' +
+         'healthy, nothing reconnects, and a cross-node relay sent during it is delivered after ' +
+         'it', async () => {
+        const [A, B] = cl.live;
+        const a = await connectAs(A.port, uid('sp'));
+        const b = await connectAs(B.port, uid('sp'));
+        await waitPresence(a, b.userId, true, target(1000));
+        const before = [];
+        for (const n of cl.live) before.push(await metric(n, 'volli_redis_reconnects_total'));
+        const PAUSE = REDIS_TIMEOUT_MS / 4;
+        const tPause = Date.now();
+        await cl.redis.pause(PAUSE);
+        // Sent while Redis holds every command: it waits in Redis, it is not refused.
+        const relay = relayOk(a, b, 'offer', { sdp: 'during a short pause' },
+                              PAUSE + scaled(2000))
+            .then((got) => ({ got, at: Date.now() }), (err) => ({ err }));
+        // Watched until well past the end of the pause: a detector that fired early (before
+        // --redis-timeout) would show as a 503 or a reconnect by then.
+        const until = tPause + PAUSE + 1500;
+        let polls = 0;
+        while (Date.now() < until) {
+            for (const n of cl.live) {
+                const h = await httpGet(n.port, '/healthz', { ms: scaled(2000) });
+                assert.equal(h.status, 200, `${n.nodeId} /healthz ${h.status} ${h.body} ` +
+                             `${Date.now() - tPause} ms into a ${PAUSE} ms pause`);
+            }
+            polls++;
+            await sleep(50);
+        }
+        const { got, at, err } = await relay;
+        if (err) throw err;
+        assert.ok(at - tPause >= PAUSE - 100, `the relay arrived ${at - tPause} ms into the ` +
+                  `${PAUSE} ms pause: the pause did not hold it`);
+        assert.equal(got.msg.offer.sdp, 'during a short pause');
+        await a.expectNone(scaled(200), (m) => m.type === 'error', 'no error for the relay');
+        for (const [i, n] of cl.live.entries()) {
+            assert.equal(await metric(n, 'volli_redis_reconnects_total'), before[i],
+                         `${n.nodeId} reconnected to Redis for a ${PAUSE} ms pause`);
+            assert.equal(await metric(n, 'volli_redis_up'), 1);
+        }
+        console.log(`short pause: ${polls} rounds of /healthz on ${cl.live.length} nodes, all 200`);
+        await Promise.all([a.close(), b.close()]);
     });
 });
 
