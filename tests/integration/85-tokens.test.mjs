@@ -13,23 +13,15 @@ import { Client, closeAllClients, connectAs } from './lib/client.mjs';
 import { fetchMetrics, sampleValue } from './lib/http.mjs';
 import { rawHttp, upgradeRequest } from './lib/raw.mjs';
 import { runCli, startServer, stopAll, tempDir } from './lib/server.mjs';
+import { makeToken as mint } from './lib/token.mjs';
 import { scaled, uid } from './lib/util.mjs';
 
 const KEYS = 'apikey1: secret-number-one,apikey2: secret-number-two';
 
-const b64u = (buf) => Buffer.from(buf).toString('base64url');
 
-/** header.payload.signature; alg/secret/hmac overridable to forge bad tokens. */
-function makeToken(claims, { key = 'apikey1', secret = 'secret-number-one',
-                                    alg = 'HS256', hmac = 'sha256', header } = {}) {
-    const now = Math.floor(Date.now() / 1000);
-    const body = { iss: key, nbf: now, exp: now + 600, ...claims };
-    for (const k of Object.keys(body)) if (body[k] === undefined) delete body[k];
-    const head = b64u(JSON.stringify(header ?? { alg, typ: 'JWT' }));
-    const signed = `${head}.${b64u(JSON.stringify(body))}`;
-    const sig = hmac ? crypto.createHmac(hmac, secret).update(signed).digest('base64url') : '';
-    return `${signed}.${sig}`;
-}
+/** A token signed by apikey1 unless opts say otherwise (see lib/token.mjs). */
+const makeToken = (claims, opts = {}) =>
+    mint(claims, { key: 'apikey1', secret: 'secret-number-one', ...opts });
 
 /** Opens a WebSocket with a token; resolves with the client or rejects with {status, body}. */
 function connectWith(port, token, { bearer = false } = {}) {

@@ -4,37 +4,17 @@
 // and the per-connection room cap.
 
 import assert from 'node:assert/strict';
-import crypto from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import WebSocket from 'ws';
 import { Client, closeAllClients, connectAs } from './lib/client.mjs';
 import { fetchMetrics, sampleValue } from './lib/http.mjs';
 import { startServer, stopAll } from './lib/server.mjs';
+import { connectToken } from './lib/token.mjs';
 import { scaled, uid } from './lib/util.mjs';
 
 const KEY = 'roomkey';
 const SECRET = 'room-secret-0123456789';
 
-function makeToken(claims) {
-    const now = Math.floor(Date.now() / 1000);
-    const enc = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
-    const signed = `${enc({ alg: 'HS256', typ: 'JWT' })}.${enc({ iss: KEY, nbf: now,
-                                                                  exp: now + 600, ...claims })}`;
-    return `${signed}.${crypto.createHmac('sha256', SECRET).update(signed).digest('base64url')}`;
-}
-
-async function connectToken(port, claims) {
-    const ws = new WebSocket(`ws://127.0.0.1:${port}/?access_token=${makeToken(claims)}`,
-                             { perMessageDeflate: false });
-    const c = new Client(ws);
-    await new Promise((resolve, reject) => {
-        ws.once('open', resolve);
-        ws.once('error', reject);
-    });
-    c.hello = await c.recvType('hello');
-    c.userId = (await c.recvType('registered')).userId;
-    return c;
-}
+const AUTH = { key: KEY, secret: SECRET };
 
 async function join(c, room, id = undefined) {
     c.send(id === undefined ? { type: 'join', room } : { type: 'join', room, id });
@@ -157,7 +137,8 @@ describe('rooms', () => {
         const room = uid('grant');
         const k = await connectAs(srv.port, uid('gk'));
         await join(k, room);
-        const t = await connectToken(srv.port, { sub: uid('gt'), video: { roomJoin: true, room } });
+        const t = await connectToken(srv.port, { sub: uid('gt'), video: { roomJoin: true, room } },
+                                     AUTH);
         assert.deepEqual(await t.recvType('joined'), { type: 'joined', room,
                                                        participants: [k.userId] });
         assert.deepEqual(await k.recvType('participant_joined'),
@@ -176,7 +157,8 @@ describe('rooms', () => {
         const v = await connectAs(srv.port, uid('hv'));
         await join(v, room);
         const h = await connectToken(srv.port, { sub: uid('hh'),
-                                                 video: { roomJoin: true, room, hidden: true } });
+                                                 video: { roomJoin: true, room, hidden: true } },
+                                     AUTH);
         assert.deepEqual(await h.recvType('joined'), { type: 'joined', room,
                                                        participants: [v.userId] });
         await v.expectNone(scaled(150), (m) => m.type === 'participant_joined');

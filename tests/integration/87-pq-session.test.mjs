@@ -14,6 +14,7 @@ import { after, before, describe, test } from 'node:test';
 import { Client, closeAllClients, makeIdentity, signRegister } from './lib/client.mjs';
 import { fetchMetrics, httpGet, sampleValue } from './lib/http.mjs';
 import { ALGS, clientKeys, connectPq, seal } from './lib/pq.mjs';
+import { makeToken as mint } from './lib/token.mjs';
 import { startServer, stopAll } from './lib/server.mjs';
 import { scaled, sleep, uid, withTimeout } from './lib/util.mjs';
 
@@ -36,16 +37,8 @@ async function apiPort(srv) {
     return line.port;
 }
 
-const b64u = (buf) => Buffer.from(buf).toString('base64url');
-function makeToken(claims) {
-    const now = Math.floor(Date.now() / 1000);
-    const body = { iss: 'volly-dev-key', nbf: now, exp: now + 600, ...claims };
-    const signed = `${b64u(JSON.stringify({ alg: 'HS256', typ: 'JWT' }))}.` +
-        b64u(JSON.stringify(body));
-    const sig = crypto.createHmac('sha256', 'volly-dev-secret-key-2024').update(signed)
-        .digest('base64url');
-    return `${signed}.${sig}`;
-}
+const makeToken = (claims) =>
+    mint(claims, { key: 'volly-dev-key', secret: 'volly-dev-secret-key-2024' });
 
 let srv;
 let api;

@@ -7,16 +7,15 @@
 // room limit counted cluster-wide, hidden participants). Also: --redis without --database.
 
 import assert from 'node:assert/strict';
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import WebSocket from 'ws';
 import { Client, connectAs, makeIdentity } from './lib/client.mjs';
 import {
     Cluster, cleanup, discover, metric, relayOk, target, waitHealth, waitMetric, waitPresence,
 } from './lib/cluster.mjs';
 import { runCli, tempDir } from './lib/server.mjs';
+import { connectToken } from './lib/token.mjs';
 import { scaled, sleep, uid } from './lib/util.mjs';
 
 const KEY = 'clusterkey';
@@ -39,27 +38,7 @@ after(cleanup);
 
 const isPresence = (m) => m.type === 'presence';
 
-function makeToken(claims) {
-    const now = Math.floor(Date.now() / 1000);
-    const enc = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
-    const signed = `${enc({ alg: 'HS256', typ: 'JWT' })}.${enc({ iss: KEY, nbf: now,
-                                                                  exp: now + 600, ...claims })}`;
-    return `${signed}.${crypto.createHmac('sha256', SECRET).update(signed).digest('base64url')}`;
-}
-
-/** A connection registered by an access token; resolves once `registered` arrived. */
-async function connectToken(port, claims) {
-    const ws = new WebSocket(`ws://127.0.0.1:${port}/?access_token=${makeToken(claims)}`,
-                             { perMessageDeflate: false });
-    const c = new Client(ws);
-    await new Promise((resolve, reject) => {
-        ws.once('open', resolve);
-        ws.once('error', reject);
-    });
-    c.hello = await c.recvType('hello');
-    c.userId = (await c.recvType('registered')).userId;
-    return c;
-}
+const AUTH = { key: KEY, secret: SECRET };
 
 async function join(c, room, id = undefined) {
     c.send(id === undefined ? { type: 'join', room } : { type: 'join', room, id });
@@ -232,7 +211,8 @@ describe('cluster: register and discover', () => {
                 ]);
                 assert.ok(outcome, `round ${round}: both registers of ${ident.userId} (on A ` +
                           'and B) stayed open: the cluster has two live connections for one user');
-                assert.equal(outcome.ci.code, 4000, `round ${round}: closed with ${outcome.ci.code}`);
+                assert.equal(outcome.ci.code, 4000,
+                             `round ${round}: closed with ${outcome.ci.code}`);
                 assert.ok(outcome.loser.queue.some((e) => e.msg.code === 'replaced'),
                           `round ${round}: no "replaced" before the close: ` +
                           outcome.loser.describeQueue());
@@ -473,7 +453,7 @@ describe('cluster: rooms', () => {
     test('a connection that registers again keeps its room memberships leavable: its leave ' +
          'frees the place cluster-wide', async () => {
         const room = uid('rereg');
-        const t = await connectToken(A.port, { sub: uid('rt') });
+        const t = await connectToken(A.port, { sub: uid('rt') }, AUTH);
         assert.equal((await join(t, room)).type, 'joined');
         // The token user names itself again in a register (answered, nothing rebound).
         t.send({ type: 'register', id: 'again', userId: t.userId, publicKey: 'AAAA',
@@ -497,7 +477,8 @@ describe('cluster: rooms', () => {
         const v = await connectAs(A.port, uid('hv'));
         await join(v, room);
         const h = await connectToken(B.port, { sub: uid('hh'),
-                                               video: { roomJoin: true, room, hidden: true } });
+                                               video: { roomJoin: true, room, hidden: true } },
+                                     AUTH);
         assert.deepEqual(await h.recvType('joined'), { type: 'joined', room,
                                                        participants: [v.userId] });
         await v.expectNone(scaled(500), (m) => m.type === 'participant_joined',

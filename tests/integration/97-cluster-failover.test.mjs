@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { connectAs } from './lib/client.mjs';
+import { connectAs, isPresenceOf } from './lib/client.mjs';
 import { Driver } from './lib/clientlib.mjs';
 import {
     Cluster, cleanup, discover, metric, target, tempDir, waitMetric, waitPresence,
@@ -25,8 +25,6 @@ before(async () => {
 });
 after(cleanup);
 
-const isPresenceOf = (id, online) => (m) => m.type === 'presence' && m.userId === id &&
-    (online === undefined || m.online === online);
 
 /** Subscribes ws client w to ids and checks the immediate states. */
 async function subscribe(w, ids, online) {
@@ -184,7 +182,8 @@ describe('cluster: a node killed with SIGKILL', () => {
                      'a node stopped for 1 s is no longer counted');
         assert.equal((await discover(w, f.userId)).online, true);
         w.send({ type: 'offer', to: f.userId, offer: { sdp: 'after the stop' }, id: 'st1' });
-        const got = await f.recv((m) => m.type === 'offer', scaled(3000), 'the offer after the stop');
+        const got = await f.recv((m) => m.type === 'offer', scaled(3000),
+                                 'the offer after the stop');
         assert.equal(got.from, w.userId);
         console.log(`stopped 1 s: not reaped (watched ${Date.now() - t0} ms from the stop)`);
         await Promise.all([f.close(), w.close()]);

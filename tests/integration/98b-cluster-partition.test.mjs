@@ -20,7 +20,7 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, beforeEach, describe, test } from 'node:test';
-import { connectAs, makeIdentity, signRegister } from './lib/client.mjs';
+import { connectAs, isPresenceOf, makeIdentity, signRegister } from './lib/client.mjs';
 import {
     Cluster, cleanup, discover, metric, relayOk, target, waitHealth, waitMetric, waitPresence,
 } from './lib/cluster.mjs';
@@ -84,8 +84,6 @@ after(async () => {
     }
 });
 
-const isPresenceOf = (id, online) => (m) => m.type === 'presence' && m.userId === id &&
-    (online === undefined || m.online === online);
 
 /**
  * w subscribes to ids and must see each of them `online`. They are first awaited with discover

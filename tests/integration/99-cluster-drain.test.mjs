@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { Client, connectAs } from './lib/client.mjs';
+import { Client, connectAs, isPresenceOf } from './lib/client.mjs';
 import { Driver } from './lib/clientlib.mjs';
 import {
     Cluster, cleanup, discover, metric, relayOk, target, tempDir, waitMetric, waitPresence,
@@ -26,7 +26,6 @@ before(async () => {
 after(cleanup);
 
 const RECONNECT = { type: 'reconnect', reason: 'draining' };
-const isPresenceOf = (id) => (m) => m.type === 'presence' && m.userId === id;
 
 /** Sum of a metric over nodes (undefined samples count as missing: fail). */
 async function sumOver(nodes, name) {

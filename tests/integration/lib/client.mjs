@@ -31,6 +31,10 @@ export function signRegister(identity, nonce, signedId = foldAscii(identity.user
 }
 
 let idCounter = 0;
+/** A predicate for presence messages about id (going `online`, when given). */
+export const isPresenceOf = (id, online) => (m) => m.type === 'presence' && m.userId === id &&
+    (online === undefined || m.online === online);
+
 export function nextId(prefix = 'r') {
     idCounter += 1;
     return `${prefix}${idCounter}`;
