@@ -291,7 +291,6 @@ static void on_sub_message(redisAsyncContext *ac, void *reply, void *privdata)
     }
     if (strcmp(kind, "message") != 0 || r->element[2]->type != REDIS_REPLY_STRING)
         return;
-    cl->events_in++;
     const char *ch = r->element[1]->str;
     const char *data = r->element[2]->str;
     size_t len = r->element[2]->len;

@@ -132,7 +132,7 @@ int vs_cluster_defer(vs_cluster_t *cl, vs_conn_t *c)
     if (cl->state != CL_UP)
         return VS_EIO;
     vs_cl_sync_t *b = cl->sync_tail;
-    if (!b || b->token) {
+    if (!b || b->token || b->done) {
         b = vs_calloc(1, sizeof *b);
         if (cl->sync_tail)
             cl->sync_tail->next = b;
@@ -148,6 +148,26 @@ int vs_cluster_defer(vs_cluster_t *cl, vs_conn_t *c)
     return 0;
 }
 
+static vs_cl_sync_t *batch_of(vs_cluster_t *cl, uint64_t token)
+{
+    vs_cl_sync_t *b = cl->sync_head;
+    while (b && b->token != token)
+        b = b->next;
+    return b;
+}
+
+/* Redis refused the marker (an ACL without PUBLISH, say): it will not come back, so its batch
+ * is answered from what is known. A lost connection is vs_cl_down's (every batch). */
+static void on_marker_reply(vs_cluster_t *cl, redisReply *r, void *priv)
+{
+    if (!r || r->type != REDIS_REPLY_ERROR)
+        return;
+    vs_cl_sync_t *b = batch_of(cl, (uint64_t)(uintptr_t)priv);
+    if (b)
+        b->done = 1;
+    VS_LOG(VS_LOG_WARN, "redis_marker_refused", "error", "%.100s", r->str, NULL);
+}
+
 /* The batch filled this turn gets its marker. */
 static void publish_marker(vs_cluster_t *cl)
 {
@@ -159,7 +179,7 @@ static void publish_marker(vs_cluster_t *cl)
     const char *argv[] = {"PUBLISH", cl->bus_channel, msg};
     size_t lens[] = {7, strlen(cl->bus_channel), (size_t)n};
     b->token = cl->sync_token;
-    if (vs_cl_command(cl, NULL, NULL, 3, argv, lens) != 0)
+    if (vs_cl_command(cl, on_marker_reply, (void *)(uintptr_t)b->token, 3, argv, lens) != 0)
         b->done = 1; /* down: answered from what is known */
 }
 
@@ -206,24 +226,24 @@ void vs_cl_sync_free(vs_cluster_t *cl)
 
 void vs_cluster_resume_synced(vs_cluster_t *cl)
 {
-    /* Events held behind a loading snapshot are not applied yet: wait for them too. */
-    if (cl->snap_pending && cl->state == CL_UP)
-        return;
+    /* A batch stays on the list while its connections are handled, so that one closed by
+     * another's message meanwhile is forgotten in it too (vs_cl_sync_forget). Handling a
+     * message again may defer another one: done batches take no more, it joins a new one. */
     while (cl->sync_head && cl->sync_head->done) {
         vs_cl_sync_t *b = cl->sync_head;
-        cl->sync_head = b->next;
-        if (!cl->sync_head)
-            cl->sync_tail = NULL;
-        /* Handling a message again may defer another one: it joins a new batch. */
         for (size_t i = 0; i < b->n; i++) {
             vs_conn_t *c = b->conns[i];
             if (!c)
                 continue;
+            b->conns[i] = NULL;
             if (c->waiting)
                 c->waiting--;
             if (!c->waiting)
                 vs_conn_resume(c);
         }
+        cl->sync_head = b->next;
+        if (!cl->sync_head)
+            cl->sync_tail = NULL;
         free_batch(b);
     }
 }

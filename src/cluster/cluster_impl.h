@@ -97,7 +97,7 @@ struct vs_cluster {
     int ever_up;
     void *joins; /* cluster_sync.c's joins waiting for a reply */
     /* metrics */
-    uint64_t bus_in, bus_out, reconnects, publishes, events_in;
+    uint64_t bus_in, bus_out, reconnects, publishes;
     uint64_t key_mismatch;        /* live nodes with another server identity key */
     uint64_t lat_buckets[VS_CL_LAT_BUCKETS], lat_count;
     double lat_sum;

@@ -164,7 +164,7 @@ static int sync_first(const vs_req_t *rq)
     vs_cluster_t *cl = c->srv->cluster;
     if (!cl || !rq->raw || (c->flags & VS_CONN_SYNCED) || vs_cluster_defer(cl, c) != 0)
         return 0;
-    vs_conn_defer(c, rq->raw, rq->raw_len);
+    vs_conn_defer(c, rq->raw, rq->raw_len, rq->t0);
     return 1;
 }
 
@@ -701,7 +701,12 @@ static void handle_json(vs_req_t *rq, const char *data, size_t len)
 
 void vs_session_on_text(vs_conn_t *c, uint8_t *data, size_t len)
 {
-    vs_req_t rq = {c, VS_MSG_UNKNOWN, NULL, 0, uv_hrtime(), (const char *)data, len};
+    vs_session_on_text_at(c, data, len, uv_hrtime());
+}
+
+void vs_session_on_text_at(vs_conn_t *c, uint8_t *data, size_t len, uint64_t t0)
+{
+    vs_req_t rq = {c, VS_MSG_UNKNOWN, NULL, 0, t0, (const char *)data, len};
     vs_envelope_t env;
     const vs_config_t *cfg = c->srv->cfg;
     int rc = vs_envelope_scan((const char *)data, len, (size_t)cfg->max_json_depth, &env);

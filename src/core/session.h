@@ -28,6 +28,8 @@ typedef struct vs_req {
 
 /* A text message from c; data is borrowed for the call and may be modified. */
 void vs_session_on_text(vs_conn_t *c, uint8_t *data, size_t len);
+/* The same for a message that arrived at t0 (uv_hrtime) and is handled again now. */
+void vs_session_on_text_at(vs_conn_t *c, uint8_t *data, size_t len, uint64_t t0);
 void vs_session_reject_binary(vs_conn_t *c);
 void vs_session_error_too_large(vs_conn_t *c);
 /* what: "messages" or "bytes". */

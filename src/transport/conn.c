@@ -11,6 +11,7 @@
 #include "crypto/sign.h"
 #include "transport/http.h"
 
+#include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -115,6 +116,24 @@ void vs_conn_send_text(vs_conn_t *c, const char *data, size_t len)
         memcpy(p, data, len);
 }
 
+/* A deferred message: u32 length, u64 arrival time, then the plaintext. */
+#define DEFERRED_HDR 12
+
+static void wipe_free(char *d)
+{
+    uint32_t len;
+    memcpy(&len, d, 4);
+    OPENSSL_cleanse(d, DEFERRED_HDR + len);
+    free(d);
+}
+
+static void free_deferred(vs_conn_t *c)
+{
+    if (c->deferred)
+        wipe_free(c->deferred);
+    c->deferred = NULL;
+}
+
 /* Everything the connection holds in the directory and the register queue. */
 static void detach(vs_conn_t *c)
 {
@@ -136,8 +155,7 @@ static void detach(vs_conn_t *c)
     free(c->held);
     c->held = NULL;
     c->held_len = 0;
-    free(c->deferred);
-    c->deferred = NULL;
+    free_deferred(c);
 }
 
 void vs_conn_close(vs_conn_t *c, uint16_t code, const char *reason)
@@ -402,13 +420,14 @@ static void feed_ws(vs_conn_t *c, uint8_t *data, size_t len)
     }
 }
 
-void vs_conn_defer(vs_conn_t *c, const char *msg, size_t len)
+void vs_conn_defer(vs_conn_t *c, const char *msg, size_t len, uint64_t t0)
 {
     uint32_t l32 = (uint32_t)len;
-    free(c->deferred);
-    c->deferred = vs_malloc(4 + len);
+    free_deferred(c);
+    c->deferred = vs_malloc(DEFERRED_HDR + len);
     memcpy(c->deferred, &l32, 4);
-    memcpy(c->deferred + 4, msg, len);
+    memcpy(c->deferred + 4, &t0, 8);
+    memcpy(c->deferred + DEFERRED_HDR, msg, len);
     c->waiting++;
 }
 
@@ -420,11 +439,13 @@ void vs_conn_resume(vs_conn_t *c)
         char *d = c->deferred;
         c->deferred = NULL;
         uint32_t len;
+        uint64_t t0;
         memcpy(&len, d, 4);
+        memcpy(&t0, d + 4, 8);
         c->flags |= VS_CONN_SYNCED;
-        vs_session_on_text(c, (uint8_t *)d + 4, len);
+        vs_session_on_text_at(c, (uint8_t *)d + DEFERRED_HDR, len, t0);
         c->flags &= (uint8_t)~VS_CONN_SYNCED;
-        free(d);
+        wipe_free(d);
     }
     /* Replay what arrived behind the register, stopping if another one goes pending. */
     size_t off = 0;

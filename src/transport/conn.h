@@ -63,7 +63,7 @@ struct vs_conn {
     vs_pending_reg_t *reg;    /* a register waiting for the store */
     vs_pq_t *pq;              /* the post-quantum session, owned (core/pq.h); NULL before it */
     char *held;               /* frames that arrived while reg was pending */
-    char *deferred;           /* a message to handle again: u32 length, then the plaintext */
+    char *deferred;           /* a message to handle again: see vs_conn_defer */
     uint32_t held_len;
     uint64_t since;           /* ms: accepted, upgraded, or closing started */
     vs_ip_entry_t *ip;        /* its source address's entry (connection count, register rate) */
@@ -112,11 +112,12 @@ void vs_conn_http_send(vs_conn_t *c, int status, const char *content_type, const
 void vs_conn_upgrade(vs_conn_t *c, const char *accept_key, uint8_t *extra, size_t extra_len);
 /* Resumes reading (and replays held frames) once a pending register completed. */
 void vs_conn_resume(vs_conn_t *c);
-/* Sets the message being handled (msg, len: its plaintext, copied) aside and counts one more
- * wait in c->waiting: later frames are held. Whoever ends the wait decrements c->waiting and
- * calls vs_conn_resume, which handles this message again first, with VS_CONN_SYNCED set for
- * that call. One at a time: the wait holds every later frame. */
-void vs_conn_defer(vs_conn_t *c, const char *msg, size_t len);
+/* Sets the message being handled (msg, len: its plaintext, copied; t0: when it arrived) aside
+ * and counts one more wait in c->waiting: later frames are held. Whoever ends the wait
+ * decrements c->waiting and calls vs_conn_resume, which handles this message again first, with
+ * VS_CONN_SYNCED set for that call. One at a time: the wait holds every later frame. The copy
+ * is wiped when it is freed (it may be a post-quantum session's plaintext). */
+void vs_conn_defer(vs_conn_t *c, const char *msg, size_t len, uint64_t t0);
 
 /* The flush check: writes every queued output, destroys doomed connections. */
 void vs_conn_flush_all(vs_server_t *s);

@@ -12,6 +12,7 @@ import assert from 'node:assert/strict';
 import { after, afterEach, before, beforeEach, describe, test } from 'node:test';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { Client, connectAs, makeIdentity, nextId, signRegister } from './lib/client.mjs';
 import {
@@ -284,6 +285,30 @@ describe('cluster: Redis failures', () => {
     });
 });
 
+/**
+ * CLIENT PAUSE ms ALL over a connection of our own (no process to start, unlike the service
+ * script); resolves once Redis answered, so the pause has begun and has nearly ms left.
+ */
+function pauseNow(port, ms) {
+    const arg = String(ms);
+    return new Promise((resolve, reject) => {
+        const s = net.connect(port, '127.0.0.1', () => {
+            s.write(`*4\r\n$6\r\nCLIENT\r\n$5\r\nPAUSE\r\n$${arg.length}\r\n${arg}\r\n` +
+                    '$3\r\nALL\r\n');
+        });
+        let got = '';
+        s.setEncoding('utf8');
+        s.on('data', (d) => {
+            got += d;
+            if (!got.includes('\r\n')) return;
+            s.end();
+            if (got.startsWith('+OK')) resolve();
+            else reject(new Error(`CLIENT PAUSE answered ${JSON.stringify(got)}`));
+        });
+        s.on('error', reject);
+    });
+}
+
 describe('cluster: a slow Redis is not a failure', () => {
     test('a Redis pause shorter than --redis-timeout (CLIENT PAUSE 500 ms): every node stays ' +
          'healthy, nothing reconnects, and a cross-node relay sent during it is delivered after ' +
@@ -295,8 +320,8 @@ describe('cluster: a slow Redis is not a failure', () => {
         const before = [];
         for (const n of cl.live) before.push(await metric(n, 'volli_redis_reconnects_total'));
         const PAUSE = REDIS_TIMEOUT_MS / 4;
+        await pauseNow(cl.redis.port, PAUSE);
         const tPause = Date.now();
-        await cl.redis.pause(PAUSE);
         // Sent while Redis holds every command: it waits in Redis, it is not refused.
         const relay = relayOk(a, b, 'offer', { sdp: 'during a short pause' },
                               PAUSE + scaled(2000))

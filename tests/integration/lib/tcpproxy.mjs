@@ -18,7 +18,9 @@
 //   taken by another process meanwhile; to the connecting side a connect followed by a reset
 //   is the same failure as a refused one.
 // - delay(ms): a slow link towards the proxy's clients: every chunk from upstream is delivered
-//   ms later, in order (0 ends it). The other direction is not slowed, so a node behind the proxy
+//   ms later, strictly in order (one queue per connection; a chunk never overtakes one delayed
+//   before it, even after the delay is lowered or ended with 0; a FIN waits behind them; a reset
+//   drops them, as an RST does). The other direction is not slowed, so a node behind the proxy
 //   hears Redis later than Redis hears it, and later than its own clients may hear the others.
 // - close(): stops listening and destroys every socket; resolves when the listener is closed.
 //
@@ -44,7 +46,9 @@ class Direction {
         this.endHeld = false;
         this.resetHeld = false;
         this.draining = false; // src paused until dst drains
-        this.lastDue = 0; // delivery time of the last delayed chunk (delay keeps the order)
+        this.queue = []; // delayed chunks, oldest first: { chunk, due } (delivered in order)
+        this.timer = null; // one timer, for the head of the queue
+        this.endQueued = false; // a FIN to pass on once the queue is empty
         src.on('data', (chunk) => this.onData(chunk));
         src.on('end', () => this.onEnd());
     }
@@ -65,13 +69,30 @@ class Direction {
 
     forward(chunk) {
         const ms = this.slowed ? this.proxy.delayMs : 0;
-        if (ms > 0 || this.lastDue > Date.now()) {
-            const due = Math.max(Date.now() + ms, this.lastDue);
-            this.lastDue = due;
-            setTimeout(() => this.write(chunk), due - Date.now());
+        if (ms > 0 || this.queue.length) {
+            // Behind whatever is still delayed, whatever the delay is now.
+            this.queue.push({ chunk, due: Date.now() + ms });
+            this.pump();
             return;
         }
         this.write(chunk);
+    }
+
+    /** Delivers the delayed chunks that are due, strictly in order; frozen: nothing. */
+    pump() {
+        if (this.timer || this.frozen) return;
+        while (this.queue.length && this.queue[0].due <= Date.now()) {
+            this.write(this.queue.shift().chunk);
+        }
+        if (this.queue.length) {
+            this.timer = setTimeout(() => {
+                this.timer = null;
+                this.pump();
+            }, Math.max(1, this.queue[0].due - Date.now()));
+        } else if (this.endQueued) {
+            this.endQueued = false;
+            this.passEnd();
+        }
     }
 
     write(chunk) {
@@ -95,8 +116,8 @@ class Direction {
     }
 
     passEnd() {
-        if (this.lastDue > Date.now()) {
-            setTimeout(() => this.passEnd(), this.lastDue - Date.now()); // behind delayed chunks
+        if (this.queue.length) {
+            this.endQueued = true; // behind the delayed chunks
             return;
         }
         if (!this.dst.destroyed) this.dst.end();
@@ -113,6 +134,7 @@ class Direction {
 
     /** After the partition: what was held, in order, then the held FIN or reset. */
     flush() {
+        this.pump(); // delayed before the partition: first
         const chunks = this.held;
         this.held = [];
         this.heldBytes = 0;
