@@ -47,6 +47,7 @@ vs_node_t *vs_cl_node(vs_cluster_t *cl, const char *id, size_t len, uint16_t *in
     vs_node_t *n = vs_calloc(1, sizeof *n);
     memcpy(n->id, id, len);
     n->id[len] = '\0';
+    snprintf(n->channel, sizeof n->channel, "vs:bus:%d:%s", cl->url.db, n->id);
     n->last_hb = vs_cl_now(cl);
     cl->nodes[i] = n;
     vs_map_put(cl->node_index, n->id, len, (void *)(uintptr_t)i);
@@ -294,12 +295,13 @@ static void on_sub_message(redisAsyncContext *ac, void *reply, void *privdata)
     const char *ch = r->element[1]->str;
     const char *data = r->element[2]->str;
     size_t len = r->element[2]->len;
-    if (strcmp(ch, cl->bus_channel) == 0 && len > 0 && data[0] == 'S')
-        vs_cl_on_sync(cl, data + 1, len - 1);
-    else if (strcmp(ch, cl->bus_channel) == 0)
-        vs_cl_on_bus(cl, data, len);
-    else
+    /* Our channel: markers and batches; the event channel: changes, and room batches. */
+    if (strcmp(ch, cl->nodes[1]->channel) != 0)
         vs_cl_on_event(cl, data, len);
+    else if (len > 0 && data[0] == 'S')
+        vs_cl_on_sync(cl, data + 1, len - 1);
+    else
+        vs_cl_on_bus(cl, data, len);
 }
 
 static void on_sub_connect(const redisAsyncContext *ac, int status)
@@ -310,9 +312,8 @@ static void on_sub_connect(const redisAsyncContext *ac, int status)
     if (connect_failed(cl, ac, status))
         return;
     auth(cl, cl->sub);
-    char ev[32];
-    snprintf(ev, sizeof ev, "vs:ev:%d", cl->url.db);
-    redisAsyncCommand(cl->sub, on_sub_message, NULL, "SUBSCRIBE %s %s", ev, cl->bus_channel);
+    redisAsyncCommand(cl->sub, on_sub_message, NULL, "SUBSCRIBE %s %s", cl->ev_channel,
+                      cl->nodes[1]->channel);
 }
 
 static redisAsyncContext *open_ctx(vs_cluster_t *cl, redisConnectCallback *on_connect)
@@ -412,7 +413,7 @@ int vs_cluster_new(vs_server_t *s, vs_cluster_t **out, char *err, size_t errlen)
         snprintf(cl->node, sizeof cl->node, "n-%02x%02x%02x%02x%02x%02x", r[0], r[1], r[2], r[3],
                  r[4], r[5]);
     }
-    snprintf(cl->bus_channel, sizeof cl->bus_channel, "vs:bus:%d:%s", cl->url.db, cl->node);
+    snprintf(cl->ev_channel, sizeof cl->ev_channel, "vs:ev:%d", cl->url.db);
     for (int i = 0; i < SC_COUNT; i++)
         sha1_hex(vs_cl_scripts[i], cl->sha[i]);
     cl->srv = s;

@@ -176,8 +176,8 @@ static void publish_marker(vs_cluster_t *cl)
         return;
     char msg[24];
     int n = snprintf(msg, sizeof msg, "S%llu", (unsigned long long)++cl->sync_token);
-    const char *argv[] = {"PUBLISH", cl->bus_channel, msg};
-    size_t lens[] = {7, strlen(cl->bus_channel), (size_t)n};
+    const char *argv[] = {"PUBLISH", cl->nodes[1]->channel, msg};
+    size_t lens[] = {7, strlen(argv[1]), (size_t)n};
     b->token = cl->sync_token;
     if (vs_cl_command(cl, on_marker_reply, (void *)(uintptr_t)b->token, 3, argv, lens) != 0)
         b->done = 1; /* down: answered from what is known */
@@ -255,17 +255,11 @@ void vs_cluster_flush(vs_cluster_t *cl)
         return;
     }
     publish_marker(cl);
-    char ch[VS_NODE_ID_MAX + 32];
-    for (size_t i = 0; i < cl->ndirty; i++) {
-        vs_node_t *n = cl->dirty[i];
-        snprintf(ch, sizeof ch, "vs:bus:%d:%s", cl->url.db, n->id);
-        publish(cl, ch, &n->out);
-    }
+    for (size_t i = 0; i < cl->ndirty; i++)
+        publish(cl, cl->dirty[i]->channel, &cl->dirty[i]->out);
     cl->ndirty = 0;
-    if (cl->ev_out.len) {
-        snprintf(ch, sizeof ch, "vs:ev:%d", cl->url.db);
-        publish(cl, ch, &cl->ev_out);
-    }
+    if (cl->ev_out.len)
+        publish(cl, cl->ev_channel, &cl->ev_out);
 }
 
 void vs_cl_bus_reset(vs_cluster_t *cl)

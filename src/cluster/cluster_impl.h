@@ -25,7 +25,7 @@ typedef struct vs_node {
     uint8_t alive;
     uint8_t reaping; /* a REAP script is in flight */
     vs_buf_t out;    /* records for its bus channel, published at the end of the loop turn */
-    uint32_t out_records;
+    char channel[VS_NODE_ID_MAX + 32]; /* its bus channel: vs:bus:<db>:<id> */
 } vs_node_t;
 
 enum vs_cl_state { CL_DOWN, CL_CONNECTING, CL_UP };
@@ -68,7 +68,7 @@ struct vs_cluster {
     vs_url_t url;
     char password[256];
     char node[VS_NODE_ID_MAX + 1];
-    char bus_channel[VS_NODE_ID_MAX + 32];
+    char ev_channel[32]; /* vs:ev:<db>, every node's; this node's bus channel: nodes[1] */
     redisAsyncContext *cmd, *sub;
     int state;
     int cmd_ready, sub_ready; /* connected, authenticated, scripts loaded / subscribed */
@@ -85,7 +85,6 @@ struct vs_cluster {
     uint16_t nnodes;                /* highest index in use */
     vs_map_t *node_index;           /* id -> (uintptr_t) index */
     vs_buf_t ev_out;                /* records for the event channel (room messages) */
-    uint32_t ev_records;
     vs_node_t *dirty[VS_MAX_NODES]; /* nodes with records this turn */
     size_t ndirty;
     vs_cl_held_t *held_head, *held_tail;

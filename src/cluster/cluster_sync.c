@@ -54,13 +54,15 @@ const char *const vs_cl_scripts[SC_COUNT] = {
               "redis.call('EXPIRE','vs:nu:'..ARGV[2],ARGV[4])\n"
               "redis.call('EXPIRE','vs:nr:'..ARGV[2],ARGV[4])\n"
               "redis.call('PUBLISH',ARGV[1],'hb|'..ARGV[2]..'|'..ARGV[5])\n"
-              /* The live nodes whose server identity key differs from this one's. */
+              /* The live nodes whose server identity key differs from this one's; entries of
+               * nodes that no longer beat are dropped, so the hash holds live nodes only. */
               "redis.call('HSET','vs:serverkey',ARGV[2],ARGV[6])\n"
               "local d=0\n"
               "local all=redis.call('HGETALL','vs:serverkey')\n"
               "for i=1,#all,2 do\n"
-              " if all[i]~=ARGV[2] and all[i+1]~=ARGV[6] and\n"
-              "    redis.call('EXISTS','vs:node:'..all[i])==1 then d=d+1 end\n"
+              " if redis.call('EXISTS','vs:node:'..all[i])==0 then\n"
+              "  redis.call('HDEL','vs:serverkey',all[i])\n"
+              " elseif all[i+1]~=ARGV[6] then d=d+1 end\n"
               "end\n"
               "return d\n",
     /* ARGV[3] '1': a node leaving on purpose (its heartbeat key is still there). */
@@ -92,6 +94,7 @@ const char *const vs_cl_scripts[SC_COUNT] = {
         "end\n"
         "redis.call('DEL','vs:nr:'..ARGV[2])\n"
         "redis.call('SREM','vs:nodes',ARGV[2])\n"
+        "redis.call('HDEL','vs:serverkey',ARGV[2])\n"
         "redis.call('PUBLISH',ARGV[1],'dead|'..ARGV[2])\n"
         "return n\n",
     /* Members of nodes that no longer beat are dropped before counting; ARGV[7] '1' skips
@@ -156,10 +159,6 @@ const char *const vs_cl_scripts[SC_COUNT] = {
                 "return {tonumber(redis.call('GET','vs:seq') or '0'),live,keep,mine}\n",
 };
 
-static void ev_channel(const vs_cluster_t *cl, char out[32])
-{
-    snprintf(out, 32, "vs:ev:%d", cl->url.db);
-}
 
 size_t vs_cl_reg_value(const vs_cluster_t *cl, const vs_conn_t *c, char *out)
 {
@@ -170,9 +169,10 @@ size_t vs_cl_reg_value(const vs_cluster_t *cl, const vs_conn_t *c, char *out)
     return n < 0 ? 0 : (size_t)n;
 }
 
-static void room_value(const vs_cluster_t *cl, const vs_conn_t *c, int hidden, char out[96])
+/* A room membership's value: "node|serial|hidden". */
+static void room_value(const vs_cluster_t *cl, uint32_t serial, int hidden, char out[96])
 {
-    snprintf(out, 96, "%s|%u|%d", cl->node, c->cl_serial, hidden ? 1 : 0);
+    snprintf(out, 96, "%s|%u|%d", cl->node, serial, hidden ? 1 : 0);
 }
 
 /* Splits text[0..len) at '|' into at most max fields (NUL-terminated copies in buf). */
@@ -197,16 +197,22 @@ static int split(const char *text, size_t len, char *buf, size_t cap, char **f, 
 
 /* ---- presence ---- */
 
+/* uid is online on node idx (key_text: its key as an event or the snapshot gives it, may be
+ * NULL). Returns the local connection that held uid (it is replaced), or NULL. */
+static void *set_remote(vs_cluster_t *cl, const char *uid, uint16_t idx, const char *key_text)
+{
+    uint8_t key[32];
+    int has = key_text && vs_base64_decode(key_text, strlen(key_text), key, 32) == 32;
+    void *replaced = NULL;
+    vs_directory_set_remote(cl->srv->dir, uid, strlen(uid), idx, has ? key : NULL, &replaced);
+    return replaced;
+}
+
 /* c loses its registration to a newer one on node idx (key: the event's key text). */
 static void replaced_by_remote(vs_cluster_t *cl, vs_conn_t *c, const char *uid, uint16_t idx,
                                const char *key_text)
 {
-    vs_server_t *s = cl->srv;
-    uint8_t key[32];
-    int has = key_text && vs_base64_decode(key_text, strlen(key_text), key, 32) == 32;
-    void *replaced = NULL;
-    vs_directory_set_remote(s->dir, uid, strlen(uid), idx, has ? key : NULL, &replaced);
-    if (replaced == c) {
+    if (set_remote(cl, uid, idx, key_text) == c) {
         c->user = NULL;
         vs_req_t rq = {c, VS_MSG_UNKNOWN, NULL, 0, uv_hrtime(), NULL, 0};
         vs_reply_error(&rq, VS_WERR_REPLACED, "this user id registered on a newer connection",
@@ -248,10 +254,7 @@ static void on_presence(vs_cluster_t *cl, int online, char **f, int n)
         }
         return;
     }
-    uint8_t key[32];
-    int has = vs_base64_decode(f[5], strlen(f[5]), key, 32) == 32;
-    void *replaced = NULL;
-    vs_directory_set_remote(s->dir, uid, strlen(uid), idx, has ? key : NULL, &replaced);
+    set_remote(cl, uid, idx, f[5]);
 }
 
 typedef struct reg_ctx {
@@ -335,8 +338,7 @@ static void on_repub_reply(vs_cluster_t *cl, redisReply *r, void *priv)
 /* Sends c's registration (SC_REG or SC_REPUB); rq (may be NULL) is answered on the reply. */
 static int publish_reg(vs_cluster_t *cl, vs_conn_t *c, int sc, const vs_req_t *rq, int via_token)
 {
-    char ev[32], val[128];
-    ev_channel(cl, ev);
+    char val[128];
     vs_cl_reg_value(cl, c, val);
     size_t n = strlen(c->user->id), idn = rq && rq->id ? rq->id_len : 0;
     reg_ctx_t *x = vs_calloc(1, sizeof *x + n + 1 + idn + 1);
@@ -351,7 +353,7 @@ static int publish_reg(vs_cluster_t *cl, vs_conn_t *c, int sc, const vs_req_t *r
         x->type = rq->type;
         x->t0 = rq->t0;
     }
-    const char *args[] = {ev, c->user->id, val, cl->node, NULL};
+    const char *args[] = {cl->ev_channel, c->user->id, val, cl->node, NULL};
     if (vs_cl_eval(cl, sc == SC_REG ? on_reg_reply : on_repub_reply, x, sc, args) != 0) {
         free(x);
         return 0;
@@ -388,10 +390,16 @@ typedef struct join_ctx {
 
 static void leave_args(vs_cluster_t *cl, const char *room, const char *uid, const char *val)
 {
-    char ev[32];
-    ev_channel(cl, ev);
-    const char *args[] = {ev, room, uid, val, cl->node, NULL};
+    const char *args[] = {cl->ev_channel, room, uid, val, cl->node, NULL};
     vs_cl_eval(cl, NULL, NULL, SC_LEAVE, args);
+}
+
+/* A join that succeeded in Redis is taken back there (its connection went, or refused it). */
+static void unjoin(vs_cluster_t *cl, const join_ctx_t *j)
+{
+    char val[96];
+    room_value(cl, j->serial, j->hidden, val);
+    leave_args(cl, j->room, j->uid, val);
 }
 
 static void on_join_reply(vs_cluster_t *cl, redisReply *r, void *priv)
@@ -406,11 +414,8 @@ static void on_join_reply(vs_cluster_t *cl, redisReply *r, void *priv)
              r->element[0]->type == REDIS_REPLY_STRING;
     int rc = !ok ? VS_EIO : strcmp(r->element[0]->str, "ok") == 0 ? 0 : VS_ETOOBIG;
     if (!j->c) {
-        if (rc == 0 && cl->state == CL_UP) {
-            char val[96];
-            snprintf(val, sizeof val, "%s|%u|%d", cl->node, j->serial, j->hidden);
-            leave_args(cl, j->room, j->uid, val);
-        }
+        if (rc == 0 && cl->state == CL_UP)
+            unjoin(cl, j);
         free(j);
         return;
     }
@@ -422,12 +427,8 @@ static void on_join_reply(vs_cluster_t *cl, redisReply *r, void *priv)
     if (c->waiting)
         c->waiting--;
     if (j->cb(c, rc, list.p ? list.p : "", list.len, j->ud) != 0 && rc == 0 &&
-        cl->state == CL_UP) {
-        /* Joined in Redis but refused here: take the membership back. */
-        char val[96];
-        snprintf(val, sizeof val, "%s|%u|%d", cl->node, j->serial, j->hidden);
-        leave_args(cl, j->room, j->uid, val);
-    }
+        cl->state == CL_UP)
+        unjoin(cl, j); /* joined in Redis but refused here */
     vs_buf_deinit(&list);
     free(j);
     if (!c->waiting)
@@ -447,11 +448,10 @@ int vs_cluster_room_join(vs_cluster_t *cl, vs_conn_t *c, const char *name, size_
     j->serial = c->cl_serial;
     snprintf(j->uid, sizeof j->uid, "%s", c->user->id);
     memcpy(j->room, name, len);
-    char ev[32], val[96], max[16];
-    ev_channel(cl, ev);
-    room_value(cl, c, hidden, val);
+    char val[96], max[16];
+    room_value(cl, c->cl_serial, hidden, val);
     snprintf(max, sizeof max, "%d", cl->srv->cfg->max_room_participants);
-    const char *args[] = {ev, j->room, j->uid, val, cl->node, max, "0", NULL};
+    const char *args[] = {cl->ev_channel, j->room, j->uid, val, cl->node, max, "0", NULL};
     if (vs_cl_eval(cl, on_join_reply, j, SC_JOIN, args) != 0) {
         free(j);
         return VS_EIO;
@@ -465,7 +465,7 @@ int vs_cluster_room_join(vs_cluster_t *cl, vs_conn_t *c, const char *name, size_
 static void leave_one(vs_cluster_t *cl, vs_conn_t *c, const vs_member_t *m)
 {
     char val[96];
-    room_value(cl, c, m->hidden, val);
+    room_value(cl, c->cl_serial, m->hidden, val);
     leave_args(cl, m->room->name, m->id, val);
 }
 
@@ -475,26 +475,27 @@ void vs_cluster_room_left(vs_cluster_t *cl, vs_conn_t *c, const char *name, size
         return;
     char room[VS_ROOM_NAME_MAX + 1], val[96];
     snprintf(room, sizeof room, "%.*s", (int)len, name);
-    room_value(cl, c, c->token && c->token->hidden, val);
+    room_value(cl, c->cl_serial, c->token && c->token->hidden, val);
     leave_args(cl, room, c->user->id, val);
 }
 
 void vs_cluster_conn_gone(vs_cluster_t *cl, vs_conn_t *c)
 {
-    for (join_ctx_t *j = cl->joins; j; j = j->next)
-        if (j->c == c)
-            j->c = NULL;
-    vs_cl_sync_forget(cl, c);
-    c->waiting = 0;
+    if (c->waiting) { /* every join and marker entry of c counts in c->waiting */
+        for (join_ctx_t *j = cl->joins; j; j = j->next)
+            if (j->c == c)
+                j->c = NULL;
+        vs_cl_sync_forget(cl, c);
+        c->waiting = 0;
+    }
     if (cl->state != CL_UP)
         return; /* the snapshot after the reconnect finds what is stale */
     for (vs_member_t *m = c->rooms.head; m; m = m->c_next)
         leave_one(cl, c, m);
     if (c->user && c->user->conn == c) {
-        char ev[32], val[128];
-        ev_channel(cl, ev);
+        char val[128];
         vs_cl_reg_value(cl, c, val);
-        const char *args[] = {ev, c->user->id, val, cl->node, NULL};
+        const char *args[] = {cl->ev_channel, c->user->id, val, cl->node, NULL};
         vs_cl_eval(cl, NULL, NULL, SC_UNREG, args);
     }
 }
@@ -602,13 +603,11 @@ void vs_cl_check_nodes(vs_cluster_t *cl)
 {
     uint64_t now = vs_cl_now(cl);
     uint64_t limit = (uint64_t)(cl->srv->cfg->cluster_node_timeout * 1000.0);
-    char ev[32];
-    ev_channel(cl, ev);
     for (uint16_t i = 2; i <= cl->nnodes; i++) {
         vs_node_t *node = cl->nodes[i];
         if (!node->alive || node->reaping || now - node->last_hb <= limit)
             continue;
-        const char *args[] = {ev, node->id, "0", NULL};
+        const char *args[] = {cl->ev_channel, node->id, "0", NULL};
         if (vs_cl_eval(cl, on_reap_reply, (void *)(uintptr_t)i, SC_REAP, args) == 0)
             node->reaping = 1;
     }
@@ -634,8 +633,6 @@ static void apply_users(vs_cluster_t *cl, redisReply *loc)
     vs_server_t *s = cl->srv;
     vs_map_t *before = vs_map_new();
     vs_directory_each(s->dir, collect_remote, before);
-    char ev[32];
-    ev_channel(cl, ev);
     for (size_t i = 0; i + 1 < loc->elements; i += 2) {
         const char *uid = loc->element[i]->str;
         redisReply *v = loc->element[i + 1];
@@ -650,7 +647,7 @@ static void apply_users(vs_cluster_t *cl, redisReply *loc)
         if (idx == 1) {
             /* Ours: stale unless that very registration is still here. */
             if (!u || !u->conn || ((vs_conn_t *)u->conn)->cl_serial != strtoul(f[1], NULL, 10)) {
-                const char *args[] = {ev, uid, v->str, cl->node, NULL};
+                const char *args[] = {cl->ev_channel, uid, v->str, cl->node, NULL};
                 vs_cl_eval(cl, NULL, NULL, SC_UNREG, args);
             }
             continue;
@@ -658,10 +655,7 @@ static void apply_users(vs_cluster_t *cl, redisReply *loc)
         if (u && u->conn)
             continue; /* the republish decides */
         vs_map_del(before, uid, strlen(uid));
-        uint8_t key[32];
-        int has = vs_base64_decode(f[2], strlen(f[2]), key, 32) == 32;
-        void *replaced = NULL;
-        vs_directory_set_remote(s->dir, uid, strlen(uid), idx, has ? key : NULL, &replaced);
+        set_remote(cl, uid, idx, f[2]);
     }
     vs_map_each(before, clear_missing, cl);
     vs_map_free(before);
@@ -692,8 +686,7 @@ static void apply_my_rooms(vs_cluster_t *cl, redisReply *mine)
 static void republish(vs_cluster_t *cl)
 {
     vs_server_t *s = cl->srv;
-    char ev[32], max[16];
-    ev_channel(cl, ev);
+    char max[16];
     snprintf(max, sizeof max, "%d", s->cfg->max_room_participants);
     for (vs_conn_t *c = s->active.head; c; c = c->next) {
         if (!c->user || c->user->conn != c)
@@ -701,8 +694,8 @@ static void republish(vs_cluster_t *cl)
         publish_reg(cl, c, SC_REPUB, NULL, 0);
         for (vs_member_t *m = c->rooms.head; m; m = m->c_next) {
             char val[96];
-            room_value(cl, c, m->hidden, val);
-            const char *args[] = {ev, m->room->name, m->id, val, cl->node, max, "1", NULL};
+            room_value(cl, c->cl_serial, m->hidden, val);
+            const char *args[] = {cl->ev_channel, m->room->name, m->id, val, cl->node, max, "1", NULL};
             vs_cl_eval(cl, NULL, NULL, SC_JOIN, args);
         }
     }
@@ -780,14 +773,13 @@ static void on_heartbeat_reply(vs_cluster_t *cl, redisReply *r, void *priv)
 
 void vs_cl_heartbeat(vs_cluster_t *cl)
 {
-    char ev[32], ttl[24], keep[24], now[24];
-    ev_channel(cl, ev);
+    char ttl[24], keep[24], now[24];
     const vs_config_t *cfg = cl->srv->cfg;
     snprintf(ttl, sizeof ttl, "%llu", (unsigned long long)(cfg->cluster_node_timeout * 1000.0));
     snprintf(keep, sizeof keep, "%llu",
              (unsigned long long)(cfg->cluster_node_timeout * 20.0) + 60);
     snprintf(now, sizeof now, "%llu", (unsigned long long)uv_hrtime());
-    const char *args[] = {ev, cl->node, ttl, keep, now, cl->srv->server_key_b64, NULL};
+    const char *args[] = {cl->ev_channel, cl->node, ttl, keep, now, cl->srv->server_key_b64, NULL};
     vs_cl_eval(cl, on_heartbeat_reply, NULL, SC_HB, args);
 }
 
@@ -796,9 +788,7 @@ void vs_cl_start_sync(vs_cluster_t *cl)
     /* Beat first, so this node counts as live for the snapshot and for joins. */
     vs_cl_heartbeat(cl);
     cl->snap_pending = 1;
-    char ev[32];
-    ev_channel(cl, ev);
-    const char *args[] = {ev, cl->node, NULL};
+    const char *args[] = {cl->ev_channel, cl->node, NULL};
     vs_cl_eval(cl, on_snapshot, NULL, SC_SNAP, args);
 }
 
@@ -812,9 +802,7 @@ void vs_cluster_leave(vs_cluster_t *cl)
 {
     if (cl->state != CL_UP)
         return;
-    char ev[32];
-    ev_channel(cl, ev);
-    const char *args[] = {ev, cl->node, "1", NULL};
+    const char *args[] = {cl->ev_channel, cl->node, "1", NULL};
     vs_cl_eval(cl, NULL, NULL, SC_REAP, args);
     cl->leaving = 1;
 }

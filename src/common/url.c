@@ -17,8 +17,7 @@ int vs_hex_value(char c)
     return -1;
 }
 
-/* Decodes p[0..n) with percent escapes into out (cap bytes with the NUL). */
-static int unescape(const char *p, size_t n, char *out, size_t cap)
+long vs_percent_decode(const char *p, size_t n, char *out, size_t cap)
 {
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {
@@ -37,7 +36,7 @@ static int unescape(const char *p, size_t n, char *out, size_t cap)
         out[o++] = c;
     }
     out[o] = '\0';
-    return 0;
+    return (long)o;
 }
 
 /* Parses "host[:port]" (host may be [v6]) from p[0..n). */
@@ -116,7 +115,8 @@ int vs_url_parse(const char *text, enum vs_url_kind kind, vs_url_t *out)
     if (at) {
         const char *colon = memchr(p, ':', (size_t)(at - p));
         if (!colon ||
-            unescape(colon + 1, (size_t)(at - colon - 1), u->password, sizeof u->password) != 0)
+            vs_percent_decode(colon + 1, (size_t)(at - colon - 1), u->password,
+                              sizeof u->password) < 0)
             return VS_EINVAL;
         n -= (size_t)(at + 1 - p);
         p = at + 1;

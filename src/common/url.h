@@ -3,6 +3,8 @@
 #ifndef VS_COMMON_URL_H
 #define VS_COMMON_URL_H
 
+#include <stddef.h>
+
 enum vs_url_kind { VS_URL_REDIS, VS_URL_POSTGRES };
 
 typedef struct vs_url {
@@ -14,6 +16,10 @@ typedef struct vs_url {
 
 /* The value of a hexadecimal digit (either case), or -1. */
 int vs_hex_value(char c);
+
+/* Decodes p[0..n) (borrowed) with percent escapes into out (cap bytes with the NUL). Returns
+ * the decoded length, or VS_EINVAL for a broken escape, a NUL, or more than fits. */
+long vs_percent_decode(const char *p, size_t n, char *out, size_t cap);
 
 /* Parses text (borrowed, NUL-terminated) as a URL of the given kind into out (borrowed; may be
  * NULL to only validate). Redis: redis://[[user]:password@]host[:port][/db]; percent escapes

@@ -36,7 +36,7 @@ static void free_lookup(vs_lookup_t *l)
 }
 
 void vs_lookup_submit(const vs_req_t *rq, int single, const char (*ids)[VS_USERID_MAX + 1],
-                      size_t n)
+                      size_t n, const uint8_t (*keys)[32], const int *found)
 {
     vs_server_t *s = rq->c->srv;
     vs_lookup_t *l = vs_calloc(1, sizeof *l);
@@ -52,7 +52,9 @@ void vs_lookup_submit(const vs_req_t *rq, int single, const char (*ids)[VS_USERI
     l->ids = vs_calloc(n, sizeof *l->ids);
     memcpy(l->ids, ids, n * sizeof *l->ids);
     l->keys = vs_calloc(n, sizeof *l->keys);
+    memcpy(l->keys, keys, n * sizeof *l->keys);
     l->found = vs_calloc(n, sizeof *l->found);
+    memcpy(l->found, found, n * sizeof *l->found);
     vs_lookq_t *q = &s->lookq;
     if (q->tail)
         q->tail->next = l;
@@ -67,6 +69,8 @@ static void work_cb(uv_work_t *w)
     vs_server_t *s = w->data;
     for (vs_lookup_t *l = s->lookq.batch; l; l = l->next)
         for (size_t i = 0; i < l->n && !l->failed; i++) {
+            if (l->found[i])
+                continue; /* known in memory when asked */
             int rc = vs_store_get_key(&s->store, l->ids[i], l->keys[i]);
             l->found[i] = rc == 0;
             l->failed = rc != 0 && rc != VS_ENOTFOUND;

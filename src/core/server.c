@@ -284,31 +284,21 @@ vs_server_t *vs_server_new(const vs_config_t *cfg, char *err, size_t errlen, int
                               "for dead between two heartbeats",
                  cfg->cluster_node_timeout, cfg->cluster_heartbeat);
         *exit_code = 2;
-        vs_token_keys_deinit(&s->keys);
-        uv_loop_close(&s->loop);
-        free(s);
-        return NULL;
+        goto fail_store;
     }
     if (cfg->redis && !cfg->database) {
         snprintf(err, errlen, "--redis needs --database postgres://...: the nodes of a cluster "
                               "must share one durable directory");
         *exit_code = 2;
-        vs_token_keys_deinit(&s->keys);
-        uv_loop_close(&s->loop);
-        free(s);
-        return NULL;
+        goto fail_store;
     }
     /* With PostgreSQL the data directory still holds the server's identity key. */
     rc = cfg->database ? vs_store_prepare_dir(cfg->data_dir, err, errlen) : 0;
     if (rc == 0)
         rc = cfg->database ? vs_store_pg_open(cfg->database, &s->store, err, errlen)
                            : vs_store_sqlite_open(cfg->data_dir, &s->store, err, errlen);
-    if (rc != 0) {
-        vs_token_keys_deinit(&s->keys);
-        uv_loop_close(&s->loop);
-        free(s);
-        return NULL;
-    }
+    if (rc != 0)
+        goto fail_store;
     s->store_blocks = cfg->database != NULL;
     rc = vs_store_count_users(&s->store, &s->registered_users);
     if (rc != 0) {

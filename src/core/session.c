@@ -131,6 +131,19 @@ static size_t utf8_chars(const char *s, size_t n)
 
 /* ---- relay: the hot path; the store is never touched here ---- */
 
+/* The sender's object with "from" spliced in, into scratch (borrowed until the next use). */
+static const char *spliced(vs_conn_t *c, const vs_envelope_t *env, const char *data, size_t len,
+                           size_t *out_len)
+{
+    size_t need = vs_envelope_splice_size(env, len, c->user->idlen);
+    vs_buf_t *b = &c->srv->scratch;
+    b->len = 0;
+    char *w = vs_buf_reserve(b, need);
+    vs_envelope_splice_from(data, len, env, c->user->id, c->user->idlen, w, need);
+    *out_len = need;
+    return w;
+}
+
 /* Queues the sender's object with "from" spliced in to dst. Returns 0, or -1 when dst is closing
  * or over its queue. A post-quantum recipient gets it encrypted: spliced into scratch first. */
 static int forward(vs_conn_t *c, vs_conn_t *dst, const vs_envelope_t *env, const char *data,
@@ -146,10 +159,7 @@ static int forward(vs_conn_t *c, vs_conn_t *dst, const vs_envelope_t *env, const
     }
     if (dst->state != VS_CONN_WS || (dst->flags & VS_CONN_DOOMED))
         return -1;
-    vs_buf_t *b = &c->srv->scratch;
-    b->len = 0;
-    char *w = vs_buf_reserve(b, need);
-    vs_envelope_splice_from(data, len, env, c->user->id, c->user->idlen, w, need);
+    const char *w = spliced(c, env, data, len, &need);
     vs_conn_send_text(dst, w, need);
     return dst->flags & VS_CONN_DOOMED ? -1 : 0;
 }
@@ -168,18 +178,6 @@ static int sync_first(const vs_req_t *rq)
     return 1;
 }
 
-/* The sender's object with "from" spliced in, into scratch (borrowed until the next use). */
-static const char *spliced(vs_conn_t *c, const vs_envelope_t *env, const char *data, size_t len,
-                           size_t *out_len)
-{
-    size_t need = vs_envelope_splice_size(env, len, c->user->idlen);
-    vs_buf_t *b = &c->srv->scratch;
-    b->len = 0;
-    char *w = vs_buf_reserve(b, need);
-    vs_envelope_splice_from(data, len, env, c->user->id, c->user->idlen, w, need);
-    *out_len = need;
-    return w;
-}
 
 /* To a user online on another node: one record in that node's batch. */
 static int relay_remote(vs_req_t *rq, const vs_envelope_t *env, const char *data, size_t len,
@@ -309,7 +307,8 @@ static void discover_ids(const vs_req_t *rq, int single, char (*ids)[VS_USERID_M
         missing |= !k;
     }
     if (missing && s->store_blocks) {
-        vs_lookup_submit(rq, single, (const char(*)[VS_USERID_MAX + 1])ids, n);
+        vs_lookup_submit(rq, single, (const char(*)[VS_USERID_MAX + 1])ids, n,
+                         (const uint8_t(*)[32])keys, found);
         return;
     }
     for (size_t i = 0; i < n; i++) {

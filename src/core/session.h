@@ -58,10 +58,11 @@ void vs_discover_finish(const vs_req_t *rq, int single, const char (*ids)[VS_USE
                         size_t n, const uint8_t (*keys)[32], const int *found);
 
 /* lookup.c: discover's store reads on a worker thread, for a store whose reads may block the
- * loop (PostgreSQL). Queues the lookup of ids (copied) and holds rq's connection's later
- * frames until vs_discover_finish (or an `unavailable` error) has answered it. */
+ * loop (PostgreSQL). Queues the lookup of ids (copied; keys[i] is already known where found[i]
+ * is set, and only the others are read) and holds rq's connection's later frames until
+ * vs_discover_finish (or an `unavailable` error) has answered it. */
 void vs_lookup_submit(const vs_req_t *rq, int single, const char (*ids)[VS_USERID_MAX + 1],
-                      size_t n);
+                      size_t n, const uint8_t (*keys)[32], const int *found);
 /* Called at the end of each loop turn: starts the waiting lookups as one batch. */
 void vs_lookup_flush(vs_server_t *s);
 /* c goes away: its lookups are answered to nobody. */

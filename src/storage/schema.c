@@ -86,6 +86,16 @@ const vs_schema_migration_t *vs_schema_migration(int version)
     return &MIGRATIONS[version - 1];
 }
 
+void vs_store_open_reset(vs_store_t *out, char *err, size_t errlen)
+{
+    if (err && errlen)
+        err[0] = '\0';
+    if (out) {
+        out->ops = NULL;
+        out->self = NULL;
+    }
+}
+
 void vs_store_errf(char *err, size_t errlen, const char *fmt, ...)
 {
     if (!err || errlen == 0)

@@ -57,6 +57,9 @@ typedef struct vs_store {
  * is too new). May block for a few seconds while another process holds a lock. */
 int vs_store_sqlite_open(const char *dir, vs_store_t *out, char *err, size_t errlen);
 
+/* The start of every open: err emptied, out zeroed (both may be NULL). */
+void vs_store_open_reset(vs_store_t *out, char *err, size_t errlen);
+
 /* Formats a failure's reason into err (errlen bytes; nothing when err is NULL or errlen 0). */
 void vs_store_errf(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -390,16 +390,19 @@ static int conn_usable(pg_conn_t *c)
            PQtransactionStatus(c->conn) == PQTRANS_IDLE;
 }
 
+/* Reconnects c if it is not usable; *reconnected (may be NULL) says whether it did. */
 static int conn_ready(pg_store_t *s, pg_conn_t *c, int *reconnected)
 {
-    *reconnected = 0;
+    if (reconnected)
+        *reconnected = 0;
     c->timed_out = 0;
     if (conn_usable(c))
         return 0;
     c->broken = 1;
     if (reconnect(s, c) != 0)
         return VS_ESTORE;
-    *reconnected = 1;
+    if (reconnected)
+        *reconnected = 1;
     return 0;
 }
 
@@ -714,7 +717,7 @@ static int store_bind_keys(void *self, vs_binding_t *items, size_t n)
     if (valid == 0)
         return 0;
 
-    int rc = -1, reconnected;
+    int rc = -1;
     PGresult *ins = NULL, *sel = NULL, *failure = NULL;
     array_buf_t ids, keys;
     array_init(&ids, OID_TEXT, (uint32_t)valid, payload);
@@ -727,7 +730,7 @@ static int store_bind_keys(void *self, vs_binding_t *items, size_t n)
     }
 
     /* No retry once sent: a connection lost after the Sync leaves the outcome unknown. */
-    if (conn_ready(s, c, &reconnected) == 0) {
+    if (conn_ready(s, c, NULL) == 0) {
         rc = run_batch(c, &ids, &keys, &ins, &sel, &failure);
         if (rc != 0)
             log_failure(c, "bind_keys", failure);
@@ -921,12 +924,7 @@ static void describe(const vs_url_t *u, char *dst, size_t n)
 
 int vs_store_pg_open(const char *url, vs_store_t *out, char *err, size_t errlen)
 {
-    if (err && errlen)
-        err[0] = '\0';
-    if (out) {
-        out->ops = NULL;
-        out->self = NULL;
-    }
+    vs_store_open_reset(out, err, errlen);
     if (!url || !*url || !out) {
         vs_store_errf(err, errlen, "no database URL given");
         return VS_EINVAL;

@@ -566,12 +566,7 @@ static int lock_dir(sqlite_store_t *s, const char *dir, char *err, size_t errlen
 
 int vs_store_sqlite_open(const char *dir, vs_store_t *out, char *err, size_t errlen)
 {
-    if (err && errlen)
-        err[0] = '\0';
-    if (out) {
-        out->ops = NULL;
-        out->self = NULL;
-    }
+    vs_store_open_reset(out, err, errlen);
     if (!dir || !*dir || !out) {
         vs_store_errf(err, errlen, "no data directory given");
         return VS_EINVAL;

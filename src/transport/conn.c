@@ -138,7 +138,8 @@ static void free_deferred(vs_conn_t *c)
 static void detach(vs_conn_t *c)
 {
     vs_server_t *s = c->srv;
-    vs_lookup_cancel(c);
+    if (c->waiting)
+        vs_lookup_cancel(c); /* every lookup entry of c counts in c->waiting */
     if (s->cluster)
         vs_cluster_conn_gone(s->cluster, c);
     if (c->user) {

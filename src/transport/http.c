@@ -281,23 +281,8 @@ static long query_param(const char *url, const char *name, char *out, size_t cap
     for (const char *p = q + 1; *p && *p != '#';) {
         size_t n = strcspn(p, "&#");
         if (n > nl && strncmp(p, name, nl) == 0 && p[nl] == '=') {
-            size_t o = 0;
-            for (size_t i = nl + 1; i < n; i++) {
-                int ch = (unsigned char)p[i];
-                if (ch == '%') {
-                    int hi = i + 2 < n ? vs_hex_value(p[i + 1]) : -1,
-                        lo = hi >= 0 ? vs_hex_value(p[i + 2]) : -1;
-                    if (lo < 0)
-                        return -2;
-                    ch = hi * 16 + lo;
-                    i += 2;
-                }
-                if (o + 1 >= cap)
-                    return -2;
-                out[o++] = (char)ch;
-            }
-            out[o] = '\0';
-            return (long)o;
+            long len = vs_percent_decode(p + nl + 1, n - nl - 1, out, cap);
+            return len < 0 ? -2 : len;
         } else if (n == nl && strncmp(p, name, nl) == 0) {
             out[0] = '\0';
             return 0;

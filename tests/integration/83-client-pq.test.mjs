@@ -23,11 +23,6 @@ let api;
 let dir;
 let serverKey; // base64, from the well-known URL
 
-async function apiPort(s) {
-    const line = await s.waitLog((l) => l.msg === 'api_listening', scaled(5000), 'api_listening');
-    return line.port;
-}
-
 async function stats(port = api) {
     const r = await httpGet(port, '/volly/sessions/stats');
     assert.equal(r.status, 200);
@@ -36,7 +31,7 @@ async function stats(port = api) {
 
 before(async () => {
     srv = await startServer({ args: ['--api-port', '0'] });
-    api = await apiPort(srv);
+    api = await srv.waitApiPort();
     dir = tempDir('volli-pqc-');
     const r = await httpGet(srv.port, '/.well-known/volli/server.json');
     serverKey = JSON.parse(r.body).serverKey;
@@ -183,7 +178,7 @@ describe('libvolli: post-quantum session', () => {
 
     test('the server asks for a rekey: the session goes on under new keys', async () => {
         const s = await startServer({ args: ['--api-port', '0', '--pq-session-timeout', '2'] });
-        const port = await apiPort(s);
+        const port = await s.waitApiPort();
         const key = JSON.parse((await httpGet(s.port, '/.well-known/volli/server.json')).body);
         const d = pqDriver(2, { s, pin: hex(key.serverKey) });
         await d.registered();

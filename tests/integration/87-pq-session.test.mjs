@@ -32,11 +32,6 @@ async function expectClose(c, code) {
     assert.equal(info.code, code);
 }
 
-async function apiPort(srv) {
-    const line = await srv.waitLog((l) => l.msg === 'api_listening', scaled(5000), 'api_listening');
-    return line.port;
-}
-
 const makeToken = (claims) =>
     mint(claims, { key: 'volly-dev-key', secret: 'volly-dev-secret-key-2024' });
 
@@ -44,7 +39,7 @@ let srv;
 let api;
 before(async () => {
     srv = await startServer({ args: ['--api-port', '0', '--dev'] });
-    api = await apiPort(srv);
+    api = await srv.waitApiPort();
 });
 after(async () => {
     closeAllClients();
@@ -318,7 +313,7 @@ describe('configuration', () => {
                                        env: { VOLLY_PQ_ALGORITHM: 'X25519MLKEM768' } });
         const h = await connectPq(hy.port);
         assert.deepEqual(h.hello.pq, ['X25519MLKEM768', 'ML-KEM-768']);
-        const stats = JSON.parse((await httpGet(await apiPort(hy), '/volly/sessions/stats')).body);
+        const stats = JSON.parse((await httpGet(await hy.waitApiPort(), '/volly/sessions/stats')).body);
         assert.deepEqual(stats, { active_sessions: 0, expired_sessions: 0, total_sessions: 0,
                                   algorithm: 'X25519MLKEM768' });
         h.terminate();
@@ -345,7 +340,7 @@ describe('rekey', () => {
              const s = await startServer({ args: ['--api-port', '0', '--pq-rekey-grace',
                                                   String(grace)],
                                            env: { VOLLY_PQ_SESSION_TIMEOUT: '1' } });
-             const port = await apiPort(s);
+             const port = await s.waitApiPort();
              for (const alg of ALGS) {
                  const c = await connectPq(s.port);
                  const r = await c.handshake(alg);

@@ -182,6 +182,7 @@ async function partition(how) {
 
 /** Thaws; resolves with the time of the thaw once A answers 200 and every node sees 3 nodes. */
 async function heal() {
+    const reconnects = await metric(A, 'volli_redis_reconnects_total');
     const t1 = Date.now();
     proxy.thaw();
     await health([A], 200, RECOVER_MS);
@@ -189,6 +190,8 @@ async function heal() {
     assert.equal(await metric(A, 'volli_redis_up'), 1, 'A: volli_redis_up after the thaw');
     assert.ok(await metric(A, 'volli_redis_reconnects_total') >= 1,
               'A: volli_redis_reconnects_total did not count the reconnect');
+    assert.ok(await metric(A, 'volli_redis_reconnects_total') > reconnects,
+              'A: volli_redis_reconnects_total did not count this reconnect');
     await cl.settle(RECOVER_MS);
     return t1;
 }
@@ -304,6 +307,7 @@ describe('cluster: one node partitioned from Redis', () => {
             await relayOk(x, y, 'offer');
         }
 
+        const accepted0 = proxy.stats().accepted;
         const t0 = await partition('freeze');
         const offBy = t0 + OFFLINE_MS;
         // A's own users keep working with each other.
@@ -349,6 +353,8 @@ describe('cluster: one node partitioned from Redis', () => {
         // so the thaw meets A in its backoff or in the middle of an attempt, not on its first.
         await sleep(Math.max(0, t0 + PARTITION_MIN_MS - Date.now()));
         const held = proxy.stats();
+        assert.ok(held.accepted - accepted0 >= 4,
+                  `A did not try to reconnect during the partition: ${JSON.stringify(held)}`);
         assert.ok(held.accepted >= 6,
                   `A did not try to reconnect during the partition: ${JSON.stringify(held)}`);
         console.log(`freeze: ${Date.now() - t0} ms partitioned, proxy ${JSON.stringify(held)}`);
@@ -480,7 +486,9 @@ describe('cluster: one node partitioned from Redis', () => {
         proxy.cut();
         const down = await A.waitLog((l) => l.msg === 'redis_down' && A.logs.indexOf(l) >= mark,
                                      DETECT_MS, 'A\'s redis_down after the cut');
-        console.log(`cut: A logged redis_down after ${Date.now() - t0} ms: ${down.reason}`);
+        const noticed = Date.now() - t0;
+        console.log(`cut: A logged redis_down after ${noticed} ms: ${down.reason}`);
+        assert.ok(noticed < REDIS_TIMEOUT_MS, `the reset was noticed only after ${noticed} ms`);
         assert.doesNotMatch(down.reason, /did not answer/,
                             'A noticed the reset only through redis-timeout: ' +
                             JSON.stringify(down));

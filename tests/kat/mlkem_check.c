@@ -5,6 +5,7 @@
  * Prints "ok N" and exits 0, or names the first failing record and field and exits 1 (never the
  * key material itself). Exit 2 for malformed input. */
 #include "common/error.h"
+#include "common/url.h"
 #include "crypto/mlkem.h"
 
 #include <openssl/evp.h>
@@ -39,23 +40,12 @@ static int fail(const char *what)
     return -1;
 }
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static int unhex(uint8_t *out, size_t len, const char *hex)
 {
     if (strlen(hex) != 2 * len)
         return -1;
     for (size_t i = 0; i < len; i++) {
-        int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+        int hi = vs_hex_value(hex[2 * i]), lo = vs_hex_value(hex[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return -1;
         out[i] = (uint8_t)(hi << 4 | lo);

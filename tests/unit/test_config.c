@@ -820,7 +820,26 @@ static void test_cluster_knobs(void **state)
     reject_flag_like("--database", "mysql://root:s3cret@x/y", "must be a postgres://");
     reject_flag_like("--node-id", "a b", "must be 1 to 64 characters");
     reject_flag_like("--drain-timeout", "-1", "--drain-timeout");
+    reject_flag_like("--drain-timeout", "601", "--drain-timeout");
     reject_flag_like("--cluster-heartbeat", "0", "--cluster-heartbeat");
+    reject_flag_like("--cluster-heartbeat", "61", "--cluster-heartbeat");
+    reject_flag_like("--cluster-node-timeout", "0.1", "--cluster-node-timeout");
+    reject_flag_like("--cluster-node-timeout", "601", "--cluster-node-timeout");
+    reject_flag_like("--redis-timeout", "0.01", "--redis-timeout");
+    reject_flag_like("--redis-timeout", "61", "--redis-timeout");
+    /* A node id: at most 64 characters. */
+    char id64[65], id65[66];
+    memset(id64, 'n', 64);
+    id64[64] = '\0';
+    memset(id65, 'n', 65);
+    id65[65] = '\0';
+    accept_flag(&cfg, "--node-id", id64);
+    assert_string_equal(cfg.node_id, id64);
+    vs_config_deinit(&cfg);
+    reject_flag_like("--node-id", id65, "must be 1 to 64 characters");
+    accept_flag(&cfg, "--redis-timeout", "0.25");
+    assert_true(cfg.redis_timeout == 0.25);
+    vs_config_deinit(&cfg);
     /* The secret never appears in the message. */
     char err[256] = "";
     assert_int_equal(LOAD(&cfg, err, "--redis", "redis://:s3cret@host:0"), VS_EUSAGE);

@@ -65,12 +65,32 @@ static void test_postgres(void **state)
             fail_msg("accepted \"%s\"", bad[i]);
 }
 
+/* The one percent decoder (Redis passwords, the access_token query parameter). */
+static void test_percent_decode(void **state)
+{
+    (void)state;
+    char out[8];
+    assert_int_equal(vs_percent_decode("a%2Fb%3a", 8, out, sizeof out), 4);
+    assert_string_equal(out, "a/b:");
+    assert_int_equal(vs_percent_decode("", 0, out, sizeof out), 0);
+    assert_string_equal(out, "");
+    assert_int_equal(vs_percent_decode("1234567", 7, out, sizeof out), 7); /* exactly fits */
+    assert_int_equal(vs_percent_decode("12345678", 8, out, sizeof out), VS_EINVAL);
+    assert_int_equal(vs_percent_decode("ab%4", 4, out, sizeof out), VS_EINVAL);  /* cut short */
+    assert_int_equal(vs_percent_decode("ab%zz", 5, out, sizeof out), VS_EINVAL); /* not hex */
+    assert_int_equal(vs_percent_decode("a%00b", 5, out, sizeof out), VS_EINVAL); /* a NUL */
+    /* n bounds the input: an escape after it is not read. */
+    assert_int_equal(vs_percent_decode("ab%41", 2, out, sizeof out), 2);
+    assert_string_equal(out, "ab");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_redis_ok),
         cmocka_unit_test(test_redis_bad),
         cmocka_unit_test(test_postgres),
+        cmocka_unit_test(test_percent_decode),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -294,9 +294,7 @@ export class Cluster {
                                          env: { ...this.env, ...env }, ...rest });
         node.nodeId = id;
         node.url = wsUrl(node);
-        const api = await node.waitLog((l) => l.msg === 'api_listening', scaled(5000),
-                                       'the "api_listening" log line');
-        node.apiPort = api.port;
+        node.apiPort = await node.waitApiPort();
         this.nodes.push(node);
         if (healthy) await waitHealth(node, 200);
         return node;

@@ -121,6 +121,13 @@ export class Server {
     }
 
     /** Resolves with the first (past or future) JSON log line matching pred. */
+    /** The HTTP API port, from the "api_listening" log line (start with --api-port 0). */
+    async waitApiPort() {
+        const line = await this.waitLog((l) => l.msg === 'api_listening', scaled(5000),
+                                        'the "api_listening" log line');
+        return line.port;
+    }
+
     waitLog(pred, ms, what = 'the expected log line') {
         const found = this.logs.find(pred);
         if (found) return Promise.resolve(found);
